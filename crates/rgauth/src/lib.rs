@@ -1,0 +1,1 @@
+//! rgauth (being written)

@@ -1,0 +1,255 @@
+//! Writing a cdb: records are streamed out as they come, the hash tables and
+//! header are written at the end. [`AtomicMaker`] adds temp file + fsync +
+//! rename, so a failed or abandoned build leaves the old database in place.
+
+use std::io::{self, BufWriter, Seek, SeekFrom, Write};
+use std::path::Path;
+
+use rgcore::atomic::AtomicFile;
+
+use crate::hash;
+
+fn too_big() -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidInput, "cdb would exceed 4 GiB")
+}
+
+/// Builds a cdb into any seekable writer.
+pub struct Maker<W: Write + Seek> {
+    out: BufWriter<W>,
+    pos: u32,
+    // (hash, record position) in insertion order
+    entries: Vec<(u32, u32)>,
+}
+
+impl<W: Write + Seek> Maker<W> {
+    /// Start a database: reserves the 2048-byte header.
+    pub fn new(w: W) -> io::Result<Self> {
+        let mut out = BufWriter::with_capacity(1 << 16, w);
+        out.write_all(&[0u8; 2048])?;
+        Ok(Maker {
+            out,
+            pos: 2048,
+            entries: Vec::new(),
+        })
+    }
+
+    /// Append a record. Repeated keys are kept, in order.
+    pub fn add(&mut self, key: &[u8], data: &[u8]) -> io::Result<()> {
+        let klen = u32::try_from(key.len()).map_err(|_| too_big())?;
+        let dlen = u32::try_from(data.len()).map_err(|_| too_big())?;
+        let next = self
+            .pos
+            .checked_add(8)
+            .and_then(|p| p.checked_add(klen))
+            .and_then(|p| p.checked_add(dlen))
+            .ok_or_else(too_big)?;
+        self.out.write_all(&klen.to_le_bytes())?;
+        self.out.write_all(&dlen.to_le_bytes())?;
+        self.out.write_all(key)?;
+        self.out.write_all(data)?;
+        self.entries.push((hash(key), self.pos));
+        self.pos = next;
+        Ok(())
+    }
+
+    /// Number of records added so far.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Write the hash tables and the header; returns the writer, flushed.
+    pub fn finish(mut self) -> io::Result<W> {
+        let mut count = [0u32; 256];
+        for &(h, _) in &self.entries {
+            count[(h & 255) as usize] += 1;
+        }
+        // bucket the entries by table, keeping insertion order within each
+        let mut start = [0usize; 257];
+        for i in 0..256 {
+            start[i + 1] = start[i] + count[i] as usize;
+        }
+        let mut fill = start;
+        let mut bucketed = vec![(0u32, 0u32); self.entries.len()];
+        for &e in &self.entries {
+            let t = (e.0 & 255) as usize;
+            bucketed[fill[t]] = e;
+            fill[t] += 1;
+        }
+        let mut header = [0u8; 2048];
+        let mut table: Vec<(u32, u32)> = Vec::new();
+        for t in 0..256 {
+            let n = count[t] as usize;
+            let slots = n * 2;
+            header[t * 8..t * 8 + 4].copy_from_slice(&self.pos.to_le_bytes());
+            header[t * 8 + 4..t * 8 + 8].copy_from_slice(&(slots as u32).to_le_bytes());
+            if n == 0 {
+                continue;
+            }
+            table.clear();
+            table.resize(slots, (0, 0));
+            for &(h, p) in &bucketed[start[t]..start[t + 1]] {
+                let mut s = (h >> 8) as usize % slots;
+                while table[s].1 != 0 {
+                    s = if s + 1 == slots { 0 } else { s + 1 };
+                }
+                table[s] = (h, p);
+            }
+            for &(h, p) in &table {
+                self.out.write_all(&h.to_le_bytes())?;
+                self.out.write_all(&p.to_le_bytes())?;
+            }
+            let bytes = u32::try_from(slots * 8).map_err(|_| too_big())?;
+            self.pos = self.pos.checked_add(bytes).ok_or_else(too_big)?;
+        }
+        self.out.seek(SeekFrom::Start(0))?;
+        self.out.write_all(&header)?;
+        self.out.flush()?;
+        self.out.into_inner().map_err(|e| e.into_error())
+    }
+}
+
+/// A cdb built in a temp file and renamed over the target on commit.
+pub struct AtomicMaker {
+    maker: Maker<AtomicFile>,
+}
+
+impl AtomicMaker {
+    /// Build `target` through the temp file `tmp` (default `target.tmp.PID`).
+    pub fn create(target: &Path, tmp: Option<&Path>) -> io::Result<Self> {
+        let f = match tmp {
+            Some(t) => AtomicFile::create_with_tmp(target, t)?,
+            None => AtomicFile::create(target)?,
+        };
+        Ok(AtomicMaker {
+            maker: Maker::new(f)?,
+        })
+    }
+
+    pub fn add(&mut self, key: &[u8], data: &[u8]) -> io::Result<()> {
+        self.maker.add(key, data)
+    }
+
+    pub fn len(&self) -> usize {
+        self.maker.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.maker.is_empty()
+    }
+
+    /// Finish, fsync, rename into place, fsync the directory.
+    pub fn commit(self) -> io::Result<()> {
+        self.maker.finish()?.commit()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Cdb;
+    use std::io::Cursor;
+
+    fn build(recs: &[(&[u8], &[u8])]) -> Vec<u8> {
+        let mut m = Maker::new(Cursor::new(Vec::new())).unwrap();
+        for (k, d) in recs {
+            m.add(k, d).unwrap();
+        }
+        m.finish().unwrap().into_inner()
+    }
+
+    #[test]
+    fn round_trip_with_repeats_binary_and_empty_keys() {
+        let recs: &[(&[u8], &[u8])] = &[
+            (b"one", b"1"),
+            (b"", b"empty"),
+            (b"\0\xff", b"bin"),
+            (b"one", b"again"),
+            (b"two", b""),
+        ];
+        let db = Cdb::new(build(recs)).unwrap();
+        assert_eq!(db.get(b"one").unwrap().unwrap(), b"1");
+        assert_eq!(
+            db.get_all(b"one").unwrap(),
+            vec![b"1".to_vec(), b"again".to_vec()]
+        );
+        assert_eq!(db.get(b"").unwrap().unwrap(), b"empty");
+        assert_eq!(db.get(b"\0\xff").unwrap().unwrap(), b"bin");
+        assert_eq!(db.get(b"two").unwrap().unwrap(), b"");
+        assert_eq!(db.get(b"three").unwrap(), None);
+        let all: Vec<_> = db.iter().map(|r| r.unwrap()).collect();
+        assert_eq!(all.len(), 5);
+        assert_eq!(all[3], (b"one".to_vec(), b"again".to_vec()));
+    }
+
+    #[test]
+    fn empty_database() {
+        let bytes = build(&[]);
+        assert_eq!(bytes.len(), 2048);
+        let db = Cdb::new(bytes).unwrap();
+        assert_eq!(db.get(b"x").unwrap(), None);
+        assert_eq!(db.iter().count(), 0);
+    }
+
+    #[test]
+    fn many_records() {
+        let mut m = Maker::new(Cursor::new(Vec::new())).unwrap();
+        for i in 0..5000u32 {
+            m.add(format!("k{i}").as_bytes(), &i.to_le_bytes()).unwrap();
+        }
+        let db = Cdb::new(m.finish().unwrap().into_inner()).unwrap();
+        for i in (0..5000u32).step_by(7) {
+            assert_eq!(
+                db.get(format!("k{i}").as_bytes()).unwrap().unwrap(),
+                i.to_le_bytes()
+            );
+        }
+    }
+
+    #[test]
+    fn corrupt_and_truncated_never_panic() {
+        let good = build(&[(b"a", b"1"), (b"b", b"2"), (b"c", b"3")]);
+        for cut in 0..good.len() {
+            let t = good[..cut].to_vec();
+            if let Ok(db) = Cdb::new(t) {
+                let _ = db.get(b"a");
+                let _ = db.iter().count();
+            }
+        }
+        // scribble over every byte in turn
+        for i in 0..good.len() {
+            let mut b = good.clone();
+            b[i] ^= 0xa5;
+            let db = Cdb::new(b).unwrap();
+            for k in [&b"a"[..], b"b", b"c", b"zz"] {
+                let _ = db.get(k);
+            }
+            let _ = db.iter().take(100).count();
+        }
+    }
+
+    #[test]
+    fn atomic_file_round_trip() {
+        let dir = std::env::temp_dir().join(format!("rgcdb-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let target = dir.join("t.cdb");
+        let mut m = AtomicMaker::create(&target, None).unwrap();
+        m.add(b"k", b"v").unwrap();
+        m.commit().unwrap();
+        let db = Cdb::open(&target).unwrap();
+        assert_eq!(db.get(b"k").unwrap().unwrap(), b"v");
+        {
+            let mut m = AtomicMaker::create(&target, None).unwrap();
+            m.add(b"k", b"new").unwrap();
+            // dropped without commit
+        }
+        assert_eq!(
+            Cdb::open(&target).unwrap().get(b"k").unwrap().unwrap(),
+            b"v"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,1 @@
+//! rgpolicy (being written)

@@ -1,0 +1,1 @@
+//! rgrules (being written)

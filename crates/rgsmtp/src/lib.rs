@@ -1,0 +1,1 @@
+//! rgsmtp (being written)

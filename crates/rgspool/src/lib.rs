@@ -1,0 +1,1 @@
+//! rgspool (being written)
