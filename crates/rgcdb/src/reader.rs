@@ -74,7 +74,11 @@ pub struct Cdb<S> {
 impl Cdb<FileSource> {
     /// Open a cdb file for `pread` lookups (reads the 2048-byte header).
     pub fn open(path: &Path) -> io::Result<Self> {
-        let file = File::open(path)?;
+        Cdb::from_file(File::open(path)?)
+    }
+
+    /// Use an already open file (e.g. standard input) for `pread` lookups.
+    pub fn from_file(file: File) -> io::Result<Self> {
         let size = file.metadata()?.len();
         Cdb::new(FileSource { file, size })
     }
