@@ -1,1 +1,13 @@
-fn main() {}
+//! cdbdump < cdb: print a cdb in cdbmake's input format.
+use rgcore::diag::{die, usage};
+
+fn main() {
+    if std::env::args_os().len() > 1 {
+        usage("cdbdump", "< cdb");
+    }
+    let stdin = std::io::stdin().lock();
+    let stdout = std::io::stdout().lock();
+    if let Err(f) = cdbdump::dump(stdin, stdout) {
+        die("cdbdump", &f);
+    }
+}

@@ -41,7 +41,6 @@ impl fmt::Display for InputError {
     }
 }
 
-
 /// A byte reader that counts its position, for error messages.
 struct Input<R> {
     r: R,
@@ -175,7 +174,11 @@ pub fn make(target: &Path, tmp: &Path, input: impl Read) -> Result<u64, Failure>
     })?;
     maker.commit().map_err(|e| {
         Failure::io(
-            &format!("create {} and move it to {}", tmp.display(), target.display()),
+            &format!(
+                "create {} and move it to {}",
+                tmp.display(),
+                target.display()
+            ),
             &e,
         )
     })?;
@@ -253,10 +256,7 @@ mod tests {
 
     #[test]
     fn huge_announced_length_on_short_input_is_truncated() {
-        assert_eq!(
-            records(b"+4000000000,0:abc").unwrap_err(),
-            "truncated file"
-        );
+        assert_eq!(records(b"+4000000000,0:abc").unwrap_err(), "truncated file");
     }
 
     #[test]
