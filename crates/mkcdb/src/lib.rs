@@ -60,7 +60,7 @@ pub fn lines(bytes: &[u8]) -> impl Iterator<Item = (usize, &[u8])> + '_ {
 /// `network/len` with the host bits cleared. The value follows the first `:`
 /// after the address (after the `/len` for CIDR); an IPv6 address without
 /// `/len` takes no value (all its colons belong to it).
-pub fn relay_entry(line: &[u8]) -> Result<(Vec<u8>, Vec<u8>), String> {
+pub fn relay_entry(line: &[u8]) -> Result<Record, String> {
     let text = std::str::from_utf8(line).map_err(|_| "not an address".to_string())?;
     let (addr, value) = split_value(text)?;
     let key =
@@ -99,8 +99,11 @@ pub fn relay_key(addr: &str) -> Option<String> {
     Some(canonical(net.addr()))
 }
 
+/// One cdb record: (key, data).
+pub type Record = (Vec<u8>, Vec<u8>);
+
 /// The records for `bytes` read from a file of kind `kind`.
-pub fn entries(kind: Kind, bytes: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, Failure> {
+pub fn entries(kind: Kind, bytes: &[u8]) -> Result<Vec<Record>, Failure> {
     lines(bytes)
         .map(|(n, l)| match kind {
             Kind::RelayClients => relay_entry(l).map_err(|why| {
