@@ -189,7 +189,9 @@ pub fn make(target: &Path, tmp: &Path, input: impl Read) -> Result<u64, Failure>
 mod tests {
     use super::*;
 
-    fn records(input: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, String> {
+    type Records = Vec<(Vec<u8>, Vec<u8>)>;
+
+    fn records(input: &[u8]) -> Result<Records, String> {
         let mut out = Vec::new();
         parse(input, |k, d| {
             out.push((k.to_vec(), d.to_vec()));
