@@ -1,1 +1,17 @@
-//! rgpolicy (being written)
+//! rgpolicy: the envelope address parser, smtpd's view of the control files,
+//! and the relay decision.
+//!
+//! Owns no global state. [`addr`] turns the argument of `MAIL FROM:` /
+//! `RCPT TO:` into the one parsed address that is both checked and queued;
+//! [`controls::Controls`] is one session's lazily loaded view of
+//! `CONTROLDIR`; [`decide::decide_rcpt`] is the relay decision of SPEC
+//! section 5 as one function from (client facts, envelope, controls) to
+//! (verdict, rule). The control files and the decision order are documented
+//! in `man/relaygate-control.5`.
+#![forbid(unsafe_code)]
+
+pub mod addr;
+pub mod controls;
+pub mod decide;
+
+pub use rgcore::Failure;

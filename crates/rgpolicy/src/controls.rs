@@ -1,0 +1,576 @@
+//! One session's lazily loaded view of `CONTROLDIR`.
+//!
+//! Owns every control value a session reads. Nothing is read until an
+//! accessor needs it, and then once per session (errors are not cached: the
+//! caller answers `421` and ends the session anyway). Three states as qmail:
+//! absent means the documented default, unreadable is an `Err` (temporary).
+//! Where a file has a compiled `.cdb` beside it, the cdb is used and the text
+//! file ignored; the cdbs are read with `pread` (small ones in memory), so a
+//! large table costs a few lookups, not a load.
+
+use std::collections::HashSet;
+use std::fs;
+use std::io;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ipnet::IpNet;
+use rgcdb::{Cdb, FileSource};
+use rgcore::control::{self, normalize_domain, DomainSet};
+use rgcore::ip::{canonical, parse_rule_net};
+use rgcore::Failure;
+
+/// Default for `me` when the file is absent.
+pub const DEFAULT_ME: &str = "localhost";
+/// Default for `maxrcpt`.
+pub const DEFAULT_MAXRCPT: usize = 100;
+/// Default for `timeoutsmtpd`, in seconds.
+pub const DEFAULT_TIMEOUT: u64 = 1200;
+/// cdbs up to this size are read into memory at first use.
+const SMALL_CDB: u64 = 64 * 1024;
+/// After this many scans of the rcpthosts text in one session, build a set.
+const SCANS_BEFORE_SET: u32 = 4;
+
+/// A compiled control file: in memory when small, `pread` otherwise.
+enum Db {
+    Mem(Cdb<Vec<u8>>),
+    File(Cdb<FileSource>),
+}
+
+impl Db {
+    fn open(dir: &Path, name: &str) -> Result<Option<Db>, Failure> {
+        let path = dir.join(name);
+        let fail = |e: &io::Error| Failure::io(&format!("read control file {name}"), e);
+        let meta = match fs::metadata(&path) {
+            Ok(m) => m,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(fail(&e)),
+        };
+        let db = if meta.len() <= SMALL_CDB {
+            Cdb::load(&path).map(Db::Mem)
+        } else {
+            Cdb::open(&path).map(Db::File)
+        };
+        db.map(Some).map_err(|e| fail(&e))
+    }
+
+    fn get(&self, key: &[u8], name: &str) -> Result<Option<Vec<u8>>, Failure> {
+        let r = match self {
+            Db::Mem(c) => c.get(key),
+            Db::File(c) => c.get(key),
+        };
+        r.map_err(|e| Failure::io(&format!("read control file {name}"), &e))
+    }
+}
+
+/// An address list in badmailfrom syntax: `user@host`, `@host`, and (when
+/// wildcards are allowed) `@*suffix`. Lower-cased, trailing dots dropped.
+#[derive(Default)]
+struct AddrList {
+    exact: HashSet<String>,
+    suffixes: Vec<String>,
+}
+
+impl AddrList {
+    fn from_lines(lines: &[String]) -> Self {
+        let mut l = AddrList::default();
+        for e in lines {
+            let e = e.to_ascii_lowercase();
+            match e.strip_prefix("@*") {
+                Some(suffix) => l.suffixes.push(normalize_domain(suffix)),
+                None => {
+                    l.exact
+                        .insert(e.strip_suffix('.').unwrap_or(&e).to_string());
+                }
+            }
+        }
+        l
+    }
+}
+
+/// Where a list lives: its cdb, its text, or nowhere.
+enum List {
+    Absent,
+    Cdb(Db),
+    Text(AddrList),
+}
+
+/// rcpthosts: absent, raw text scanned per lookup, or a set once it pays.
+enum RcptHosts {
+    Absent,
+    Raw { bytes: Vec<u8>, scans: u32 },
+    Set(DomainSet),
+}
+
+/// One parsed relayrules line: a sender pattern and its networks.
+struct RelayRule {
+    sender: String,
+    nets: Vec<IpNet>,
+}
+
+/// A session's view of the control directory.
+pub struct Controls {
+    dir: PathBuf,
+    databytes_env: Option<String>,
+    me: Option<String>,
+    greeting: Option<String>,
+    localiphost: Option<String>,
+    databytes: Option<u64>,
+    maxrcpt: Option<usize>,
+    timeout: Option<Duration>,
+    rcpthosts: Option<RcptHosts>,
+    morercpthosts: Option<Option<Db>>,
+    relayclients: Option<(IpAddr, Option<String>)>,
+    relaydomains: Option<DomainSet>,
+    relayrules: Option<Vec<RelayRule>>,
+    relaymailfrom: Option<List>,
+    badmailfrom: Option<List>,
+    badrcptto: Option<List>,
+    users: Option<Option<Db>>,
+}
+
+impl Controls {
+    /// A view of `dir`; reads nothing yet. `DATABYTES` is taken from the
+    /// environment now (see [`Controls::with_databytes_env`]).
+    pub fn new(dir: PathBuf) -> Self {
+        let env = std::env::var("DATABYTES").ok();
+        Controls::with_databytes_env(dir, env)
+    }
+
+    /// As [`Controls::new`] with an explicit `DATABYTES` value (tests, fuzzing).
+    pub fn with_databytes_env(dir: PathBuf, databytes_env: Option<String>) -> Self {
+        Controls {
+            dir,
+            databytes_env,
+            me: None,
+            greeting: None,
+            localiphost: None,
+            databytes: None,
+            maxrcpt: None,
+            timeout: None,
+            rcpthosts: None,
+            morercpthosts: None,
+            relayclients: None,
+            relaydomains: None,
+            relayrules: None,
+            relaymailfrom: None,
+            badmailfrom: None,
+            badrcptto: None,
+            users: None,
+        }
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// `me`, default `localhost`.
+    pub fn me(&mut self) -> Result<String, Failure> {
+        if self.me.is_none() {
+            let v = control::first_line(&self.dir, "me")?;
+            self.me = Some(v.unwrap_or_else(|| DEFAULT_ME.to_string()));
+        }
+        Ok(self.me.clone().unwrap_or_default())
+    }
+
+    /// `smtpgreeting`, default `me`.
+    pub fn greeting(&mut self) -> Result<String, Failure> {
+        if self.greeting.is_none() {
+            let v = match control::first_line(&self.dir, "smtpgreeting")? {
+                Some(g) => g,
+                None => self.me()?,
+            };
+            self.greeting = Some(v);
+        }
+        Ok(self.greeting.clone().unwrap_or_default())
+    }
+
+    /// `localiphost`, default `me`.
+    pub fn localiphost(&mut self) -> Result<String, Failure> {
+        if self.localiphost.is_none() {
+            let v = match control::first_line(&self.dir, "localiphost")? {
+                Some(h) => h,
+                None => self.me()?,
+            };
+            self.localiphost = Some(v);
+        }
+        Ok(self.localiphost.clone().unwrap_or_default())
+    }
+
+    /// Largest message in bytes, 0 = no limit. `DATABYTES` overrides the
+    /// file; a value that is not a number is a temporary failure.
+    pub fn databytes(&mut self) -> Result<u64, Failure> {
+        if let Some(v) = self.databytes {
+            return Ok(v);
+        }
+        let v = match &self.databytes_env {
+            Some(env) => env
+                .trim()
+                .parse::<u64>()
+                .map_err(|_| Failure::temp("unable to parse DATABYTES: not a number"))?,
+            None => control::number(&self.dir, "databytes")?.unwrap_or(0),
+        };
+        self.databytes = Some(v);
+        Ok(v)
+    }
+
+    /// Recipients per message, default 100; `0` in the file means no limit
+    /// (returned as `usize::MAX`).
+    pub fn maxrcpt(&mut self) -> Result<usize, Failure> {
+        if let Some(v) = self.maxrcpt {
+            return Ok(v);
+        }
+        let v = match control::number(&self.dir, "maxrcpt")? {
+            None => DEFAULT_MAXRCPT,
+            Some(0) => usize::MAX,
+            Some(n) => usize::try_from(n).unwrap_or(usize::MAX),
+        };
+        self.maxrcpt = Some(v);
+        Ok(v)
+    }
+
+    /// `timeoutsmtpd` in seconds, default 1200; `0` means the default.
+    pub fn timeout(&mut self) -> Result<Duration, Failure> {
+        if let Some(v) = self.timeout {
+            return Ok(v);
+        }
+        let secs = match control::number(&self.dir, "timeoutsmtpd")? {
+            None | Some(0) => DEFAULT_TIMEOUT,
+            Some(n) => n,
+        };
+        let v = Duration::from_secs(secs);
+        self.timeout = Some(v);
+        Ok(v)
+    }
+
+    /// Is `domain` (any case, one trailing dot allowed) in `rcpthosts`?
+    /// Missing rcpthosts: no domain is.
+    pub fn in_rcpthosts(&mut self, domain: &str) -> Result<bool, Failure> {
+        if self.rcpthosts.is_none() {
+            let state = match control::read_raw(&self.dir, "rcpthosts")? {
+                None => RcptHosts::Absent,
+                Some(bytes) => RcptHosts::Raw { bytes, scans: 0 },
+            };
+            self.rcpthosts = Some(state);
+        }
+        let d = normalize_domain(domain);
+        let found = match &mut self.rcpthosts {
+            None | Some(RcptHosts::Absent) => false,
+            Some(RcptHosts::Set(set)) => set.contains(&d),
+            Some(RcptHosts::Raw { bytes, scans }) if *scans < SCANS_BEFORE_SET => {
+                *scans += 1;
+                scan_domains(bytes, &d)
+            }
+            Some(RcptHosts::Raw { bytes, .. }) => {
+                let set = DomainSet::from_lines(control::parse_lines(bytes));
+                let found = set.contains(&d);
+                self.rcpthosts = Some(RcptHosts::Set(set));
+                found
+            }
+        };
+        Ok(found)
+    }
+
+    /// Is `domain` in `morercpthosts.cdb` (the domain or one of its `.suffix`
+    /// forms, qmail's lookup)? Absent: no.
+    pub fn in_morercpthosts(&mut self, domain: &str) -> Result<bool, Failure> {
+        if self.morercpthosts.is_none() {
+            self.morercpthosts = Some(Db::open(&self.dir, "morercpthosts.cdb")?);
+        }
+        let Some(Some(db)) = &self.morercpthosts else {
+            return Ok(false);
+        };
+        let d = normalize_domain(domain);
+        if d.is_empty() {
+            return Ok(false);
+        }
+        if db.get(d.as_bytes(), "morercpthosts.cdb")?.is_some() {
+            return Ok(true);
+        }
+        for (i, _) in d.match_indices('.') {
+            let suffix = d.get(i..).unwrap_or("");
+            if db.get(suffix.as_bytes(), "morercpthosts.cdb")?.is_some() {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// Is `domain` one of ours (rcpthosts or morercpthosts.cdb)?
+    pub fn is_local_domain(&mut self, domain: &str) -> Result<bool, Failure> {
+        Ok(self.in_rcpthosts(domain)? || self.in_morercpthosts(domain)?)
+    }
+
+    /// The value of the longest `relayclients` entry containing `ip`
+    /// (`relayclients.cdb` when present, else the text); `None`: no entry.
+    pub fn relayclient_value(&mut self, ip: IpAddr) -> Result<Option<String>, Failure> {
+        let ip = rgcore::ip::fold(ip);
+        if let Some((cached, v)) = &self.relayclients {
+            if *cached == ip {
+                return Ok(v.clone());
+            }
+        }
+        let v = match Db::open(&self.dir, "relayclients.cdb")? {
+            Some(db) => relayclients_cdb(&db, ip)?,
+            None => match control::read_raw(&self.dir, "relayclients")? {
+                Some(bytes) => relayclients_text(&bytes, ip),
+                None => None,
+            },
+        };
+        self.relayclients = Some((ip, v.clone()));
+        Ok(v)
+    }
+
+    /// Does `host` (a `TCPREMOTEHOST`) match `relaydomains`? `unknown` and
+    /// the empty name never do.
+    pub fn in_relaydomains(&mut self, host: &str) -> Result<bool, Failure> {
+        if host.is_empty() || host.eq_ignore_ascii_case("unknown") {
+            return Ok(false);
+        }
+        if self.relaydomains.is_none() {
+            let lines = control::lines(&self.dir, "relaydomains")?.unwrap_or_default();
+            self.relaydomains = Some(DomainSet::from_lines(lines));
+        }
+        Ok(self.relaydomains.as_ref().is_some_and(|s| s.contains(host)))
+    }
+
+    /// Does a `relayrules` line hold `sender` (`local@domain`, its domain
+    /// given separately) together with a network containing `ip`?
+    pub fn in_relayrules(
+        &mut self,
+        sender: &str,
+        domain: &str,
+        ip: IpAddr,
+    ) -> Result<bool, Failure> {
+        if self.relayrules.is_none() {
+            let lines = control::lines(&self.dir, "relayrules")?.unwrap_or_default();
+            self.relayrules = Some(lines.iter().filter_map(|l| parse_relayrule(l)).collect());
+        }
+        let sender = sender.to_ascii_lowercase();
+        let at_domain = format!("@{}", normalize_domain(domain));
+        let ip = rgcore::ip::fold(ip);
+        let rules = self.relayrules.as_deref().unwrap_or_default();
+        Ok(rules.iter().any(|r| {
+            (r.sender == sender || r.sender == at_domain) && r.nets.iter().any(|n| n.contains(&ip))
+        }))
+    }
+
+    /// Does `relaymailfrom(.cdb)` hold the sender (`user@domain` or `@domain`)?
+    pub fn in_relaymailfrom(&mut self, sender: &str, domain: &str) -> Result<bool, Failure> {
+        let list = load_list(&mut self.relaymailfrom, &self.dir, "relaymailfrom")?;
+        list_has(list, "relaymailfrom", sender, domain, false)
+    }
+
+    /// Does `badmailfrom(.cdb)` refuse the sender (`user@host`, `@host`,
+    /// `@*suffix`)?
+    pub fn in_badmailfrom(&mut self, sender: &str, domain: &str) -> Result<bool, Failure> {
+        let list = load_list(&mut self.badmailfrom, &self.dir, "badmailfrom")?;
+        list_has(list, "badmailfrom", sender, domain, true)
+    }
+
+    /// Does `badrcptto(.cdb)` refuse the recipient (same syntax)?
+    pub fn in_badrcptto(&mut self, rcpt: &str, domain: &str) -> Result<bool, Failure> {
+        let list = load_list(&mut self.badrcptto, &self.dir, "badrcptto")?;
+        list_has(list, "badrcptto", rcpt, domain, true)
+    }
+
+    /// Does `users.cdb` hold accounts of `domain` (key `@domain`)?
+    pub fn domain_has_accounts(&mut self, domain: &str) -> Result<bool, Failure> {
+        let key = format!("@{}", normalize_domain(domain));
+        Ok(self.users_get(&key)?.is_some())
+    }
+
+    /// Is `address` an account of `users.cdb` with login enabled (data `+...`)?
+    pub fn account_enabled(&mut self, address: &str) -> Result<bool, Failure> {
+        let key = address.to_ascii_lowercase();
+        Ok(self
+            .users_get(&key)?
+            .is_some_and(|d| d.first() == Some(&b'+')))
+    }
+
+    fn users_get(&mut self, key: &str) -> Result<Option<Vec<u8>>, Failure> {
+        if self.users.is_none() {
+            self.users = Some(Db::open(&self.dir, "users.cdb")?);
+        }
+        match &self.users {
+            Some(Some(db)) => db.get(key.as_bytes(), "users.cdb"),
+            _ => Ok(None),
+        }
+    }
+}
+
+/// Scan rcpthosts text for `d` (already normalised) without building
+/// anything: a line equal to `d`, or a `.suffix` line that `d` ends with.
+fn scan_domains(bytes: &[u8], d: &str) -> bool {
+    if d.is_empty() {
+        return false;
+    }
+    let d = d.as_bytes();
+    bytes.split(|&b| b == b'\n').any(|line| {
+        let l = line.trim_ascii();
+        let l = l.strip_suffix(b".").unwrap_or(l);
+        if l.is_empty() || l.first() == Some(&b'#') {
+            return false;
+        }
+        if l.first() == Some(&b'.') {
+            l.len() < d.len()
+                && d.get(d.len() - l.len()..)
+                    .is_some_and(|tail| tail.eq_ignore_ascii_case(l))
+        } else {
+            l.eq_ignore_ascii_case(d)
+        }
+    })
+}
+
+/// Longest-match lookup in relayclients.cdb: keys as `mkcdb` writes them
+/// (`a.b.c.d`, octet prefixes `a.b.c.`, CIDR `network/len`, IPv6 canonical).
+fn relayclients_cdb(db: &Db, ip: IpAddr) -> Result<Option<String>, Failure> {
+    let name = "relayclients.cdb";
+    let found = |k: &str| -> Result<Option<String>, Failure> {
+        Ok(db
+            .get(k.as_bytes(), name)?
+            .map(|v| String::from_utf8_lossy(&v).into_owned()))
+    };
+    let max = if ip.is_ipv4() { 32u8 } else { 128u8 };
+    for len in (0..=max).rev() {
+        let Ok(net) = IpNet::new(ip, len) else {
+            continue;
+        };
+        let net = net.trunc();
+        let mut keys = Vec::with_capacity(3);
+        if len == max {
+            keys.push(canonical(ip));
+        }
+        if let (IpAddr::V4(v4), true) = (ip, len % 8 == 0 && len > 0 && len < 32) {
+            let o = v4.octets();
+            let n = usize::from(len / 8);
+            let prefix: Vec<String> = o.iter().take(n).map(u8::to_string).collect();
+            keys.push(format!("{}.", prefix.join(".")));
+        }
+        keys.push(format!("{}/{}", canonical(net.network()), len));
+        for k in keys {
+            if let Some(v) = found(&k)? {
+                return Ok(Some(v));
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// Longest-match scan of relayclients text; unparseable lines never match.
+fn relayclients_text(bytes: &[u8], ip: IpAddr) -> Option<String> {
+    let mut best: Option<(u8, String)> = None;
+    for line in control::parse_lines(bytes) {
+        let Some((net, value)) = parse_relayclient(&line) else {
+            continue;
+        };
+        let better = best.as_ref().is_none_or(|(len, _)| net.prefix_len() > *len);
+        if net.contains(&ip) && better {
+            best = Some((net.prefix_len(), value.to_string()));
+        }
+    }
+    best.map(|(_, v)| v)
+}
+
+/// A relayclients line: address, prefix or CIDR, then optional `:VALUE`
+/// (after the `/len` for CIDR; a bare IPv6 address takes no value).
+pub fn parse_relayclient(line: &str) -> Option<(IpNet, &str)> {
+    if let Some(slash) = line.find('/') {
+        let after = line.get(slash + 1..)?;
+        let digits = after.bytes().take_while(u8::is_ascii_digit).count();
+        let (addr, rest) = line.split_at(slash + 1 + digits);
+        let value = if rest.is_empty() {
+            ""
+        } else {
+            rest.strip_prefix(':')?
+        };
+        return Some((parse_rule_net(addr)?, value));
+    }
+    match line.split_once(':') {
+        Some((addr, value)) if addr.contains('.') => Some((parse_rule_net(addr)?, value)),
+        _ => Some((parse_rule_net(line)?, "")),
+    }
+}
+
+/// A relayrules line: `sender net [net...]`; sender `user@domain` or `@domain`.
+fn parse_relayrule(line: &str) -> Option<RelayRule> {
+    let mut words = line.split_ascii_whitespace();
+    let sender = words.next()?.to_ascii_lowercase();
+    let (local, domain) = sender.split_once('@')?;
+    let domain = normalize_domain(domain);
+    if domain.is_empty() {
+        return None;
+    }
+    let nets: Option<Vec<IpNet>> = words.map(parse_rule_net).collect();
+    let nets = nets.filter(|n| !n.is_empty())?;
+    Some(RelayRule {
+        sender: format!("{local}@{domain}"),
+        nets,
+    })
+}
+
+fn load_list<'a>(slot: &'a mut Option<List>, dir: &Path, name: &str) -> Result<&'a List, Failure> {
+    if slot.is_none() {
+        let list = match Db::open(dir, &format!("{name}.cdb"))? {
+            Some(db) => List::Cdb(db),
+            None => match control::lines(dir, name)? {
+                Some(lines) => List::Text(AddrList::from_lines(&lines)),
+                None => List::Absent,
+            },
+        };
+        *slot = Some(list);
+    }
+    Ok(slot.get_or_insert(List::Absent))
+}
+
+/// Does the list hold `addr` (`user@domain`), `@domain`, or with
+/// `wildcards` an `@*suffix` that the domain ends with?
+fn list_has(
+    list: &List,
+    name: &str,
+    addr: &str,
+    domain: &str,
+    wildcards: bool,
+) -> Result<bool, Failure> {
+    let addr = addr.to_ascii_lowercase();
+    let domain = normalize_domain(domain);
+    let at_domain = format!("@{domain}");
+    match list {
+        List::Absent => Ok(false),
+        List::Text(l) => Ok(l.exact.contains(&addr)
+            || (!domain.is_empty() && l.exact.contains(&at_domain))
+            || (wildcards
+                && !domain.is_empty()
+                && l.suffixes
+                    .iter()
+                    .any(|s| !s.is_empty() && domain.ends_with(s.as_str())))),
+        List::Cdb(db) => {
+            let cdb_name = format!("{name}.cdb");
+            if db.get(addr.as_bytes(), &cdb_name)?.is_some() {
+                return Ok(true);
+            }
+            if domain.is_empty() {
+                return Ok(false);
+            }
+            if db.get(at_domain.as_bytes(), &cdb_name)?.is_some() {
+                return Ok(true);
+            }
+            if !wildcards {
+                return Ok(false);
+            }
+            for i in 0..domain.len() {
+                let Some(suffix) = domain.get(i..) else {
+                    continue;
+                };
+                if db
+                    .get(format!("@*{suffix}").as_bytes(), &cdb_name)?
+                    .is_some()
+                {
+                    return Ok(true);
+                }
+            }
+            Ok(false)
+        }
+    }
+}
