@@ -1,0 +1,313 @@
+//! Unit tests of the table: format, freshness, clearing and its race.
+
+use super::*;
+use std::net::IpAddr;
+
+struct Dir(PathBuf);
+
+impl Dir {
+    fn new(tag: &str) -> Dir {
+        let n = SERIAL.fetch_add(1, Ordering::Relaxed);
+        let p = std::env::temp_dir().join(format!("rgiptable-{tag}-{}-{n}", std::process::id()));
+        let _ = fs::remove_dir_all(&p);
+        fs::create_dir_all(&p).unwrap();
+        Dir(p)
+    }
+    fn names(&self) -> Vec<String> {
+        let mut v: Vec<String> = fs::read_dir(&self.0)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+    fn age(&self, name: &str, secs: u64) {
+        set_mtime(
+            &self.0.join(name),
+            SystemTime::now() - Duration::from_secs(secs),
+        )
+        .unwrap();
+    }
+}
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+fn ip(s: &str) -> IpAddr {
+    rgcore::ip::parse(s).unwrap()
+}
+
+const HOUR: Duration = Duration::from_secs(3600);
+
+#[test]
+fn record_names_the_file_by_canonical_ip_and_leaves_no_temp() {
+    let d = Dir::new("record");
+    record(&d.0, ip("::ffff:192.0.2.7"), "").unwrap();
+    record(
+        &d.0,
+        ip("2001:DB8:0:0::1"),
+        &user_content("joe@example.org"),
+    )
+    .unwrap();
+    assert_eq!(d.names(), ["192.0.2.7", "2001:db8::1"]);
+    assert_eq!(fs::read(d.0.join("192.0.2.7")).unwrap(), b"");
+    assert_eq!(
+        fs::read_to_string(d.0.join("2001:db8::1")).unwrap(),
+        "USER=joe@example.org\n"
+    );
+}
+
+#[test]
+fn record_replaces_an_entry_and_renews_its_time() {
+    let d = Dir::new("renew");
+    record(&d.0, ip("192.0.2.7"), &user_content("a")).unwrap();
+    d.age("192.0.2.7", 7200);
+    assert_eq!(lookup(&d.0, ip("192.0.2.7"), HOUR).unwrap(), None);
+    record(&d.0, ip("192.0.2.7"), &user_content("b")).unwrap();
+    assert_eq!(
+        lookup(&d.0, ip("192.0.2.7"), HOUR).unwrap().as_deref(),
+        Some("USER=b\n")
+    );
+}
+
+#[test]
+fn record_into_a_missing_directory_fails_and_leaves_nothing() {
+    let d = Dir::new("missing");
+    let gone = d.0.join("nope");
+    assert!(record(&gone, ip("192.0.2.7"), "").is_err());
+    assert!(d.names().is_empty());
+}
+
+#[test]
+fn lookup_honours_fresh_entries_of_that_ip_only() {
+    let d = Dir::new("lookup");
+    record(&d.0, ip("192.0.2.7"), "USER=x\n").unwrap();
+    assert_eq!(
+        lookup(&d.0, ip("192.0.2.7"), HOUR).unwrap().as_deref(),
+        Some("USER=x\n")
+    );
+    assert_eq!(
+        lookup(&d.0, ip("::ffff:192.0.2.7"), HOUR)
+            .unwrap()
+            .as_deref(),
+        Some("USER=x\n")
+    );
+    assert_eq!(lookup(&d.0, ip("192.0.2.8"), HOUR).unwrap(), None);
+    assert!(is_fresh(&d.0, ip("192.0.2.7"), HOUR).unwrap());
+    assert!(!is_fresh(&d.0, ip("192.0.2.7"), Duration::ZERO).unwrap());
+    d.age("192.0.2.7", 3601);
+    assert_eq!(lookup(&d.0, ip("192.0.2.7"), HOUR).unwrap(), None);
+    assert!(!is_fresh(&d.0, ip("192.0.2.7"), HOUR).unwrap());
+}
+
+#[test]
+fn lookup_of_a_missing_directory_is_absent_but_a_file_as_directory_is_an_error() {
+    let d = Dir::new("lookupdir");
+    assert_eq!(
+        lookup(&d.0.join("nope"), ip("192.0.2.7"), HOUR).unwrap(),
+        None
+    );
+    fs::write(d.0.join("file"), "").unwrap();
+    assert!(lookup(&d.0.join("file"), ip("192.0.2.7"), HOUR).is_err());
+}
+
+#[test]
+fn lookup_ignores_non_files_and_caps_the_read() {
+    let d = Dir::new("nonfile");
+    fs::create_dir(d.0.join("192.0.2.1")).unwrap();
+    std::os::unix::fs::symlink("/etc/passwd", d.0.join("192.0.2.2")).unwrap();
+    fs::write(d.0.join("192.0.2.3"), vec![b'x'; 5000]).unwrap();
+    assert_eq!(lookup(&d.0, ip("192.0.2.1"), HOUR).unwrap(), None);
+    assert_eq!(lookup(&d.0, ip("192.0.2.2"), HOUR).unwrap(), None);
+    assert_eq!(
+        lookup(&d.0, ip("192.0.2.3"), HOUR).unwrap().unwrap().len(),
+        MAX_CONTENT as usize
+    );
+}
+
+#[test]
+fn freshness_window_and_future_times() {
+    let now = SystemTime::now();
+    assert!(fresh(now - Duration::from_secs(3599), now, HOUR));
+    assert!(!fresh(now - HOUR, now, HOUR));
+    assert!(fresh(now + Duration::from_secs(60), now, HOUR));
+    assert!(!fresh(now + Duration::from_secs(7200), now, HOUR));
+    assert!(!fresh(now, now, Duration::ZERO));
+}
+
+#[test]
+fn user_content_stays_one_printable_line() {
+    assert_eq!(user_content("joe@example.org"), "USER=joe@example.org\n");
+    assert_eq!(user_content("a\nUSER=root b\té"), "USER=a?USER=root?b???\n");
+    assert_eq!(user_content(&"x".repeat(999)).len(), 5 + 255 + 1);
+    assert_eq!(user_of("USER=joe\n"), Some("joe"));
+    assert_eq!(user_of("USER=joe\r\n"), Some("joe"));
+    assert_eq!(user_of(""), None);
+    assert_eq!(user_of("USER=\n"), None);
+    assert_eq!(user_of("USER=a b\n"), None);
+}
+
+#[test]
+fn minutes_parse_strictly() {
+    assert_eq!(parse_minutes("30"), Some(Duration::from_secs(1800)));
+    assert_eq!(parse_minutes("0"), Some(Duration::ZERO));
+    for bad in ["", "-1", "1.5", " 5", "30m", "9999999999"] {
+        assert_eq!(parse_minutes(bad), None, "{bad}");
+    }
+}
+
+#[test]
+fn names_are_classified_strictly() {
+    assert_eq!(classify("192.0.2.7"), Kind::Entry);
+    assert_eq!(classify("2001:db8::1"), Kind::Entry);
+    assert_eq!(classify("192.0.2.7.tmp.w.12.3"), Kind::Temp);
+    for other in [
+        "2001:DB8::1",
+        "::ffff:1.2.3.4",
+        "[1.2.3.4]",
+        "passwd",
+        "x.tmp.1",
+        ".",
+        "1.2.3.04",
+    ] {
+        assert_eq!(classify(other), Kind::Other, "{other}");
+    }
+}
+
+#[test]
+fn clear_removes_old_entries_and_stale_temps_only() {
+    let d = Dir::new("clear");
+    for i in 1..=5 {
+        record(&d.0, ip(&format!("192.0.2.{i}")), "").unwrap();
+    }
+    d.age("192.0.2.1", 3700);
+    d.age("192.0.2.2", 86400);
+    fs::write(d.0.join("192.0.2.9.tmp.w.1.1"), "").unwrap();
+    d.age("192.0.2.9.tmp.w.1.1", 600);
+    fs::write(d.0.join("192.0.2.8.tmp.w.1.2"), "").unwrap(); // a writer at work
+    fs::write(d.0.join("passwd"), "").unwrap();
+    d.age("passwd", 86400);
+    fs::create_dir(d.0.join("10.0.0.1")).unwrap();
+    assert_eq!(clear(&d.0, HOUR).unwrap(), (3, 3));
+    assert_eq!(
+        d.names(),
+        [
+            "10.0.0.1",
+            "192.0.2.3",
+            "192.0.2.4",
+            "192.0.2.5",
+            "192.0.2.8.tmp.w.1.2",
+            "passwd"
+        ]
+    );
+    assert_eq!(clear(&d.0, Duration::ZERO).unwrap(), (3, 0));
+    assert_eq!(clear(&d.0.join("nope"), HOUR).unwrap(), (0, 0));
+}
+
+#[test]
+fn clear_puts_back_an_entry_refreshed_after_its_scan() {
+    // the scan saw 192.0.2.7 old and renamed it aside, but what it moved was
+    // a login's fresh entry: it goes back under its name
+    let d = Dir::new("putback");
+    let path = d.0.join("192.0.2.7");
+    let aside = d.0.join("192.0.2.7.tmp.clear.1.1");
+    fs::write(&aside, "USER=new\n").unwrap();
+    assert_eq!(settle(&path, &aside, HOUR).unwrap(), Outcome::Kept);
+    assert_eq!(d.names(), ["192.0.2.7"]);
+    assert_eq!(fs::read_to_string(&path).unwrap(), "USER=new\n");
+}
+
+#[test]
+fn clear_keeps_an_even_newer_entry_over_the_one_it_moved() {
+    let d = Dir::new("newer");
+    let path = d.0.join("192.0.2.7");
+    let aside = d.0.join("192.0.2.7.tmp.clear.1.1");
+    fs::write(&aside, "USER=new\n").unwrap();
+    fs::write(&path, "USER=newest\n").unwrap();
+    assert_eq!(settle(&path, &aside, HOUR).unwrap(), Outcome::Kept);
+    assert_eq!(d.names(), ["192.0.2.7"]);
+    assert_eq!(fs::read_to_string(&path).unwrap(), "USER=newest\n");
+}
+
+#[test]
+fn clear_removes_what_it_moved_when_old() {
+    let d = Dir::new("moved-old");
+    let path = d.0.join("192.0.2.7");
+    let aside = d.0.join("192.0.2.7.tmp.clear.1.1");
+    fs::write(&aside, "").unwrap();
+    d.age("192.0.2.7.tmp.clear.1.1", 7200);
+    assert_eq!(settle(&path, &aside, HOUR).unwrap(), Outcome::Removed);
+    assert!(d.names().is_empty());
+}
+
+#[test]
+fn concurrent_records_and_clears_lose_nothing() {
+    let d = Dir::new("race");
+    let dir = d.0.clone();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = stop.clone();
+    let clearer = std::thread::spawn(move || {
+        let mut rounds = 0;
+        while !flag.load(Ordering::SeqCst) || rounds == 0 {
+            clear(&dir, HOUR).unwrap();
+            rounds += 1;
+        }
+        rounds
+    });
+    let writers: Vec<_> = (0..8)
+        .map(|t| {
+            let dir = d.0.clone();
+            std::thread::spawn(move || {
+                for i in 0..200 {
+                    let a = ip(&format!("10.{t}.{}.{}", i / 100, i % 100));
+                    record(&dir, a, &user_content("u")).unwrap();
+                    record(&dir, ip("192.0.2.1"), "").unwrap();
+                    assert!(is_fresh(&dir, a, HOUR).unwrap());
+                }
+            })
+        })
+        .collect();
+    for w in writers {
+        w.join().unwrap();
+    }
+    stop.store(true, Ordering::SeqCst);
+    assert!(clearer.join().unwrap() > 0);
+    let names = d.names();
+    assert_eq!(names.len(), 8 * 200 + 1, "no entry lost, no temp left");
+    assert!(names.iter().all(|n| !n.contains(".tmp.")));
+}
+
+#[test]
+fn refreshing_old_entries_while_clearing_never_loses_one() {
+    // every entry starts old; writers refresh them all while clear runs:
+    // a refreshed entry must survive whatever the interleaving
+    let d = Dir::new("refresh-race");
+    let n = 400;
+    for round in 0..3 {
+        for i in 0..n {
+            let name = format!("10.0.{}.{}", i / 200, i % 200);
+            record(&d.0, ip(&name), "").unwrap();
+            d.age(&name, 7200);
+        }
+        let dir = d.0.clone();
+        let writer = std::thread::spawn(move || {
+            for i in (0..n).rev() {
+                record(&dir, ip(&format!("10.0.{}.{}", i / 200, i % 200)), "").unwrap();
+            }
+        });
+        let mut removed = 0;
+        while !writer.is_finished() {
+            removed += clear(&d.0, HOUR).unwrap().0;
+        }
+        writer.join().unwrap();
+        let (_, kept) = clear(&d.0, HOUR).unwrap();
+        assert_eq!(
+            kept, n,
+            "round {round}: all refreshed entries kept ({removed} old ones removed)"
+        );
+        assert_eq!(d.names().len(), n as usize);
+    }
+}
