@@ -1,0 +1,32 @@
+//! clearopensmtp [-m minutes]: remove expired RELAYDIR and DENYDIR entries.
+use std::env;
+use std::time::Duration;
+
+use rgcore::diag::{usage, warn};
+use rgcore::{exit, paths};
+
+const PROG: &str = "clearopensmtp";
+
+fn main() {
+    let args: Vec<_> = env::args_os().skip(1).collect();
+    let Ok(minutes) = clearopensmtp::parse_args(&args) else {
+        usage(PROG, "[-m minutes]");
+    };
+    let max_age = minutes.unwrap_or_else(|| {
+        rgiptable::max_age_from_env().unwrap_or_else(|w| {
+            warn(PROG, &w);
+            Duration::from_secs(rgiptable::DEFAULT_MINUTES * 60)
+        })
+    });
+    let mut code = exit::OK;
+    for (name, dir) in [("relay", paths::relaydir()), ("deny", paths::denydir())] {
+        match clearopensmtp::clear_table(name, &dir, max_age) {
+            Ok(line) => println!("{line}"),
+            Err(msg) => {
+                eprintln!("{PROG}: fatal: {}", rgcore::diag::printable(&msg));
+                code = exit::TEMP;
+            }
+        }
+    }
+    std::process::exit(code)
+}
