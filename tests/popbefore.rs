@@ -1,0 +1,512 @@
+//! POP/IMAP-before-SMTP end to end: relayallow, relaycheck, clearopensmtp
+//! as real programs over real RELAYDIR/DENYDIR tables, their concurrency,
+//! and the whole chain with Dovecot, checkpassword, tcpserver and smtpd.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, SystemTime};
+
+use relaygate::{bin, run_with_input, TempDir};
+
+/// A RELAYDIR and a DENYDIR in a fresh temp directory.
+struct Tables {
+    tmp: TempDir,
+}
+
+impl Tables {
+    fn new(tag: &str) -> Tables {
+        let tmp = TempDir::new(tag);
+        fs::create_dir(tmp.join("relay")).unwrap();
+        fs::create_dir(tmp.join("deny")).unwrap();
+        Tables { tmp }
+    }
+    fn relay(&self) -> PathBuf {
+        self.tmp.join("relay")
+    }
+    fn deny(&self) -> PathBuf {
+        self.tmp.join("deny")
+    }
+    /// Run a program with a clean environment: PATH, the tables, and `env`.
+    fn run(&self, prog: &str, args: &[&str], env: &[(&str, &str)]) -> Output {
+        let mut cmd = Command::new(bin(prog));
+        cmd.args(args)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("RELAYDIR", self.relay())
+            .env("DENYDIR", self.deny());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        run_with_input(&mut cmd, b"", Duration::from_secs(60))
+    }
+    /// relayallow for a login from `ip` (as `user`), running `true`.
+    fn login(&self, ip: &str, user: Option<&str>) -> Output {
+        let mut env = vec![("TCPREMOTEIP", ip)];
+        if let Some(u) = user {
+            env.push(("USER", u));
+        }
+        self.run("relayallow", &["true"], &env)
+    }
+    /// relaycheck for a connection from `ip`, running `env`: the RELAY*
+    /// lines it printed, or the reply when it answered itself.
+    fn check(&self, ip: &str, extra: &[(&str, &str)]) -> (i32, String) {
+        let mut env = vec![("TCPREMOTEIP", ip)];
+        env.extend_from_slice(extra);
+        let out = self.run("relaycheck", &["env"], &env);
+        let text = String::from_utf8_lossy(&out.stdout);
+        let relay: String = text
+            .lines()
+            .filter(|l| l.starts_with("RELAYCLIENT=") || l.starts_with("RELAYUSER="))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let shown = if text.starts_with("421 ") {
+            text.into_owned()
+        } else {
+            relay
+        };
+        (out.status.code().unwrap_or(-1), shown)
+    }
+    fn names(&self, dir: &Path) -> Vec<String> {
+        let mut v: Vec<String> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+}
+
+/// Set a file's mtime `secs` seconds into the past.
+fn age(path: &Path, secs: u64) {
+    fs::File::open(path)
+        .unwrap()
+        .set_modified(SystemTime::now() - Duration::from_secs(secs))
+        .unwrap();
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+const GRANTED: &str = "RELAYCLIENT=\n";
+
+// ---- relayallow ----
+
+#[test]
+fn relayallow_records_the_login_with_its_user_and_runs_the_program() {
+    let t = Tables::new("pb-allow");
+    let out = t.run(
+        "relayallow",
+        &["sh", "-c", "exit 7"],
+        &[("TCPREMOTEIP", "127.0.0.5"), ("USER", "joe@example.org")],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(7),
+        "exec'd the program: {}",
+        stderr(&out)
+    );
+    assert_eq!(t.names(&t.relay()), ["127.0.0.5"], "no temp file left");
+    let entry = t.relay().join("127.0.0.5");
+    assert_eq!(
+        fs::read_to_string(&entry).unwrap(),
+        "USER=joe@example.org\n"
+    );
+    let age = SystemTime::now()
+        .duration_since(fs::metadata(&entry).unwrap().modified().unwrap())
+        .unwrap_or_default();
+    assert!(age < Duration::from_secs(60), "mtime is the login time");
+}
+
+#[test]
+fn relayallow_prefers_authuser_and_records_empty_content_without_a_user() {
+    let t = Tables::new("pb-allow-user");
+    let out = t.run(
+        "relayallow",
+        &["true"],
+        &[
+            ("TCPREMOTEIP", "127.0.0.6"),
+            ("USER", "u"),
+            ("AUTHUSER", "a@example.org"),
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        fs::read_to_string(t.relay().join("127.0.0.6")).unwrap(),
+        "USER=a@example.org\n"
+    );
+    assert!(t.login("127.0.0.7", None).status.success());
+    assert_eq!(fs::read(t.relay().join("127.0.0.7")).unwrap(), b"");
+}
+
+#[test]
+fn relayallow_user_name_cannot_inject_a_second_line() {
+    let t = Tables::new("pb-allow-inject");
+    assert!(t
+        .login("127.0.0.8", Some("joe\nUSER=root"))
+        .status
+        .success());
+    assert_eq!(
+        fs::read_to_string(t.relay().join("127.0.0.8")).unwrap(),
+        "USER=joe?USER=root\n"
+    );
+    let (_, relay) = t.check("127.0.0.8", &[]);
+    assert_eq!(relay, "RELAYCLIENT=\nRELAYUSER=joe?USER=root\n");
+}
+
+#[test]
+fn relayallow_never_fails_a_login_it_cannot_record() {
+    let t = Tables::new("pb-allow-fail");
+    for env in [
+        vec![],
+        vec![("TCPREMOTEIP", "unknown")],
+        vec![
+            ("TCPREMOTEIP", "127.0.0.5"),
+            ("RELAYDIR", "/nonexistent/relaygate/relay"),
+        ],
+    ] {
+        let out = t.run("relayallow", &["sh", "-c", "echo ran"], &env);
+        assert!(out.status.success(), "{env:?}");
+        assert_eq!(out.stdout, b"ran\n", "{env:?}");
+        let err = stderr(&out);
+        assert!(err.starts_with("relayallow: warning: "), "{env:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "one line: {err}");
+    }
+    assert!(t.names(&t.relay()).is_empty());
+}
+
+#[test]
+fn relayallow_exits_111_when_the_program_cannot_run_and_100_without_one() {
+    let t = Tables::new("pb-allow-exec");
+    let out = t.run(
+        "relayallow",
+        &["/nonexistent/pop3d"],
+        &[("TCPREMOTEIP", "127.0.0.5")],
+    );
+    assert_eq!(out.status.code(), Some(111));
+    assert!(stderr(&out).contains("relayallow: fatal: unable to run /nonexistent/pop3d"));
+    assert_eq!(t.run("relayallow", &[], &[]).status.code(), Some(100));
+}
+
+// ---- relaycheck ----
+
+#[test]
+fn relaycheck_grants_a_fresh_login_with_its_user() {
+    let t = Tables::new("pb-check");
+    assert!(t.login("127.0.0.5", Some("joe")).status.success());
+    assert_eq!(
+        t.check("127.0.0.5", &[]),
+        (0, "RELAYCLIENT=\nRELAYUSER=joe\n".into())
+    );
+}
+
+#[test]
+fn relaycheck_grants_nothing_to_another_ip() {
+    let t = Tables::new("pb-check-other");
+    assert!(t.login("127.0.0.5", Some("joe")).status.success());
+    assert_eq!(t.check("127.0.0.6", &[]), (0, String::new()));
+    assert_eq!(t.check("::1", &[]), (0, String::new()));
+}
+
+#[test]
+fn relaycheck_grants_nothing_to_an_expired_login_even_if_never_cleared() {
+    let t = Tables::new("pb-check-expired");
+    assert!(t.login("127.0.0.5", None).status.success());
+    age(&t.relay().join("127.0.0.5"), 61 * 60);
+    assert_eq!(t.check("127.0.0.5", &[]), (0, String::new()));
+    assert_eq!(
+        t.check("127.0.0.5", &[("RELAY_CLEAR_MINUTES", "120")]),
+        (0, GRANTED.into())
+    );
+    age(&t.relay().join("127.0.0.5"), 2 * 60);
+    assert_eq!(
+        t.check("127.0.0.5", &[("RELAY_CLEAR_MINUTES", "1")]),
+        (0, String::new())
+    );
+    assert_eq!(t.check("127.0.0.5", &[]), (0, GRANTED.into()));
+}
+
+#[test]
+fn relaycheck_leaves_a_relayclient_set_by_tcprules_alone() {
+    let t = Tables::new("pb-check-set");
+    assert!(t.login("127.0.0.5", Some("joe")).status.success());
+    let (code, relay) = t.check("127.0.0.5", &[("RELAYCLIENT", "@fixme")]);
+    assert_eq!((code, relay.as_str()), (0, "RELAYCLIENT=@fixme\n"));
+}
+
+#[test]
+fn relaycheck_refuses_a_denied_ip_without_running_the_program() {
+    let t = Tables::new("pb-check-deny");
+    assert!(t.login("127.0.0.5", None).status.success());
+    fs::write(t.deny().join("127.0.0.5"), "").unwrap();
+    let out = t.run(
+        "relaycheck",
+        &["sh", "-c", "echo ran"],
+        &[("TCPREMOTEIP", "127.0.0.5")],
+    );
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(out.stdout, b"421 4.7.0 temporarily refused\r\n");
+    // an old deny entry no longer refuses
+    age(&t.deny().join("127.0.0.5"), 2 * 3600);
+    assert_eq!(t.check("127.0.0.5", &[]), (0, GRANTED.into()));
+    // the deny table wins even over RELAYCLIENT
+    fs::write(t.deny().join("127.0.0.6"), "").unwrap();
+    let (code, reply) = t.check("::ffff:127.0.0.6", &[("RELAYCLIENT", "")]);
+    assert_eq!(
+        (code, reply.as_str()),
+        (0, "421 4.7.0 temporarily refused\r\n")
+    );
+}
+
+#[test]
+fn relaycheck_answers_421_when_a_table_cannot_be_read() {
+    let t = Tables::new("pb-check-trouble");
+    let file = t.tmp.write("notadir", "");
+    let file = file.to_str().unwrap();
+    for var in ["RELAYDIR", "DENYDIR"] {
+        let out = t.run(
+            "relaycheck",
+            &["sh", "-c", "echo ran"],
+            &[("TCPREMOTEIP", "127.0.0.5"), (var, file)],
+        );
+        assert_eq!(out.status.code(), Some(111), "{var}");
+        assert_eq!(
+            out.stdout, b"421 4.3.0 unable to read relay tables\r\n",
+            "{var}"
+        );
+        assert!(
+            stderr(&out).starts_with("relaycheck: fatal: unable to read table "),
+            "{var}"
+        );
+    }
+    // missing tables are empty tables
+    let out = t.run(
+        "relaycheck",
+        &["sh", "-c", "echo ran"],
+        &[
+            ("TCPREMOTEIP", "127.0.0.5"),
+            ("RELAYDIR", "/nonexistent/r"),
+            ("DENYDIR", "/nonexistent/d"),
+        ],
+    );
+    assert_eq!(
+        (out.status.code(), out.stdout.as_slice()),
+        (Some(0), &b"ran\n"[..])
+    );
+}
+
+#[test]
+fn relaycheck_without_a_client_ip_runs_the_program_unchanged() {
+    let t = Tables::new("pb-check-noip");
+    let out = t.run(
+        "relaycheck",
+        &["sh", "-c", "echo ran ${RELAYCLIENT-unset}"],
+        &[],
+    );
+    assert_eq!(out.stdout, b"ran unset\n");
+    assert!(stderr(&out).contains("relaycheck: warning: TCPREMOTEIP not set"));
+    assert_eq!(
+        t.run("relaycheck", &["/nonexistent/smtpd"], &[])
+            .status
+            .code(),
+        Some(111)
+    );
+}
+
+// ---- addresses ----
+
+#[test]
+fn mapped_ipv4_and_ipv6_forms_name_one_entry() {
+    let t = Tables::new("pb-ipv6");
+    assert!(t.login("::ffff:127.0.0.9", None).status.success());
+    assert!(t.login("2001:DB8:0:0::1", Some("v6")).status.success());
+    assert!(t.login("[2001:db8::2]", None).status.success());
+    assert_eq!(
+        t.names(&t.relay()),
+        ["127.0.0.9", "2001:db8::1", "2001:db8::2"]
+    );
+    assert_eq!(t.check("127.0.0.9", &[]).1, GRANTED);
+    assert_eq!(t.check("::FFFF:127.0.0.9", &[]).1, GRANTED);
+    assert_eq!(
+        t.check("2001:db8::1", &[]).1,
+        "RELAYCLIENT=\nRELAYUSER=v6\n"
+    );
+    assert_eq!(
+        t.check("2001:0db8:0000::0001", &[]).1,
+        "RELAYCLIENT=\nRELAYUSER=v6\n"
+    );
+    assert_eq!(t.check("2001:db8::3", &[]).1, "");
+}
+
+// ---- clearopensmtp ----
+
+#[test]
+fn clearopensmtp_removes_expired_entries_of_both_tables_and_counts() {
+    let t = Tables::new("pb-clear");
+    for i in 1..=4 {
+        assert!(t.login(&format!("127.0.0.{i}"), None).status.success());
+    }
+    age(&t.relay().join("127.0.0.1"), 3601);
+    age(&t.relay().join("127.0.0.2"), 86400);
+    fs::write(t.deny().join("127.0.0.3"), "").unwrap();
+    fs::write(t.deny().join("127.0.0.4"), "").unwrap();
+    age(&t.deny().join("127.0.0.4"), 7200);
+    let stale_tmp = t.relay().join("127.0.0.5.tmp.w.99.0");
+    fs::write(&stale_tmp, "").unwrap();
+    age(&stale_tmp, 3600);
+    fs::write(t.relay().join("README"), "not an entry").unwrap();
+    age(&t.relay().join("README"), 86400);
+
+    let out = t.run("clearopensmtp", &[], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    assert!(
+        lines[0].starts_with("table=relay dir=") && lines[0].ends_with(" removed=3 kept=2"),
+        "{text}"
+    );
+    assert!(
+        lines[1].starts_with("table=deny dir=") && lines[1].ends_with(" removed=1 kept=1"),
+        "{text}"
+    );
+    assert_eq!(t.names(&t.relay()), ["127.0.0.3", "127.0.0.4", "README"]);
+    assert_eq!(t.names(&t.deny()), ["127.0.0.3"]);
+
+    // -m and RELAY_CLEAR_MINUTES set the limit
+    age(&t.relay().join("127.0.0.3"), 10 * 60);
+    let out = t.run(
+        "clearopensmtp",
+        &["-m", "5"],
+        &[("RELAY_CLEAR_MINUTES", "60")],
+    );
+    assert!(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .next()
+        .unwrap()
+        .ends_with(" removed=1 kept=1"));
+    let out = t.run("clearopensmtp", &[], &[("RELAY_CLEAR_MINUTES", "0")]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(" removed=1 kept=0\n") && text.ends_with(" removed=1 kept=0\n"),
+        "{text}"
+    );
+    assert_eq!(t.names(&t.relay()), ["README"]);
+    assert!(t.names(&t.deny()).is_empty());
+}
+
+#[test]
+fn clearopensmtp_usage_and_trouble() {
+    let t = Tables::new("pb-clear-usage");
+    assert_eq!(
+        t.run("clearopensmtp", &["-m"], &[]).status.code(),
+        Some(100)
+    );
+    assert_eq!(
+        t.run("clearopensmtp", &["-m", "ten"], &[]).status.code(),
+        Some(100)
+    );
+    let file = t.tmp.write("notadir", "");
+    let out = t.run("clearopensmtp", &[], &[("DENYDIR", file.to_str().unwrap())]);
+    assert_eq!(out.status.code(), Some(111));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).starts_with("table=relay "),
+        "relay table still cleared"
+    );
+    assert!(stderr(&out).starts_with("clearopensmtp: fatal: unable to clear "));
+    let out = t.run(
+        "clearopensmtp",
+        &[],
+        &[
+            ("RELAYDIR", "/nonexistent/r"),
+            ("DENYDIR", "/nonexistent/d"),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "missing tables are empty");
+}
+
+// ---- concurrency ----
+
+#[test]
+fn parallel_logins_while_clearing_lose_nothing_and_leave_no_temp_files() {
+    let t = Tables::new("pb-race");
+    // 50 old entries that logins refresh during the run: must survive
+    for i in 0..50 {
+        let name = format!("127.0.2.{i}");
+        fs::write(t.relay().join(&name), "").unwrap();
+        age(&t.relay().join(&name), 7200);
+    }
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let clearer = {
+        let (relay, deny, stop) = (t.relay(), t.deny(), stop.clone());
+        std::thread::spawn(move || {
+            let mut runs = Vec::new();
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) || runs.is_empty() {
+                let out = Command::new(bin("clearopensmtp"))
+                    .env("RELAYDIR", &relay)
+                    .env("DENYDIR", &deny)
+                    .env_remove("RELAY_CLEAR_MINUTES")
+                    .output()
+                    .unwrap();
+                runs.push(out);
+            }
+            runs
+        })
+    };
+    let logins: Vec<_> = (0..150)
+        .map(|i| {
+            let ip = match i % 3 {
+                0 => format!("127.0.1.{}", i / 3),
+                1 => "127.0.0.77".to_string(),
+                _ => format!("127.0.2.{}", i / 3),
+            };
+            let user = format!("user{i}@example.org");
+            let mut cmd = Command::new(bin("relayallow"));
+            cmd.arg("true")
+                .env("RELAYDIR", t.relay())
+                .env("TCPREMOTEIP", &ip)
+                .env("USER", &user);
+            std::thread::spawn(move || (ip, cmd.output().unwrap()))
+        })
+        .collect();
+    for l in logins {
+        let (ip, out) = l.join().unwrap();
+        assert!(
+            out.status.success() && out.stderr.is_empty(),
+            "{ip}: {}",
+            stderr(&out)
+        );
+    }
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let runs = clearer.join().unwrap();
+    for r in &runs {
+        assert!(
+            r.status.success() && r.stderr.is_empty(),
+            "clearopensmtp: {}",
+            stderr(r)
+        );
+    }
+    let names = t.names(&t.relay());
+    assert!(
+        names.iter().all(|n| !n.contains(".tmp.")),
+        "temp files left: {names:?}"
+    );
+    assert_eq!(names.len(), 50 + 1 + 50, "every IP present once");
+    for n in &names {
+        let content = fs::read_to_string(t.relay().join(n)).unwrap();
+        let user = content
+            .strip_prefix("USER=user")
+            .and_then(|r| r.strip_suffix("@example.org\n"));
+        assert!(
+            user.is_some_and(|u| u.parse::<u32>().is_ok()),
+            "{n}: whole content {content:?}"
+        );
+        assert_eq!(
+            t.check(n, &[]).1.lines().next(),
+            Some("RELAYCLIENT="),
+            "{n} fresh"
+        );
+    }
+    eprintln!("{} clearopensmtp runs during the logins", runs.len());
+}
