@@ -1,0 +1,198 @@
+//! relaygate TLS: loads `CONTROLDIR/servercert.pem` into a rustls server
+//! configuration for STARTTLS and SMTPS.
+//!
+//! The file holds the certificate chain (leaf first) and the private key
+//! (PKCS#8, PKCS#1 RSA or SEC1 EC), PEM, in one file, like qmail's
+//! `servercert.pem`. Three states: absent means no TLS (`Ok(None)`), present
+//! and good gives the configuration, anything else is an error with a
+//! one-line reason (smtpd logs it and runs without STARTTLS). Holds no
+//! state. Crypto: rustls with the ring provider, TLS 1.2 and 1.3, rustls's
+//! safe default cipher suites.
+#![forbid(unsafe_code)]
+
+use std::io;
+use std::path::Path;
+use std::sync::Arc;
+
+use rustls::pki_types::pem::{self, PemObject};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::ServerConfig;
+
+pub use rustls;
+
+/// The certificate file's name in CONTROLDIR.
+pub const SERVERCERT: &str = "servercert.pem";
+
+/// Load `controldir/servercert.pem`. `Ok(None)` when the file does not
+/// exist; `Err` when it cannot be read, holds no certificate or no key, or
+/// the key does not belong to the first certificate.
+pub fn server_config(controldir: &Path) -> Result<Option<Arc<ServerConfig>>, String> {
+    let path = controldir.join(SERVERCERT);
+    let pem = match std::fs::read(&path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => {
+            return Err(format!(
+                "unable to read {}: {}",
+                path.display(),
+                describe(&e)
+            ))
+        }
+    };
+    config_from_pem(&pem)
+        .map(Some)
+        .map_err(|e| format!("unable to load {}: {e}", path.display()))
+}
+
+/// Build the server configuration from PEM bytes (chain and key).
+pub fn config_from_pem(pem: &[u8]) -> Result<Arc<ServerConfig>, String> {
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(pem)
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("bad PEM certificate: {}", pem_error(&e)))?;
+    if certs.is_empty() {
+        return Err("no certificate in file".into());
+    }
+    let key = match PrivateKeyDer::from_pem_slice(pem) {
+        Ok(k) => k,
+        Err(pem::Error::NoItemsFound) => return Err("no private key in file".into()),
+        Err(e) => return Err(format!("bad PEM private key: {}", pem_error(&e))),
+    };
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS setup: {e}"))?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| format!("certificate or key rejected: {e}"))?;
+    Ok(Arc::new(config))
+}
+
+fn pem_error(e: &pem::Error) -> String {
+    match e {
+        pem::Error::Io(io) => describe(io),
+        other => format!("{other:?}"),
+    }
+}
+
+fn describe(e: &io::Error) -> String {
+    let s = e.to_string();
+    match s.find(" (os error") {
+        Some(i) => s[..i].to_string(),
+        None => s,
+    }
+}
+
+/// For tests: write a self-signed certificate and its key for `cn` into
+/// `path` (one PEM file, as servercert.pem wants) with `openssl req`. Also
+/// writes `path` + `.crt` holding the certificate alone, for clients that
+/// want to trust it.
+pub fn make_test_cert(path: &Path, cn: &str) -> Result<(), String> {
+    let key = path.with_extension("key.tmp");
+    let crt = path.with_extension("crt.tmp");
+    let out = std::process::Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
+        ])
+        .arg(format!("/CN={cn}"))
+        .arg("-addext")
+        .arg(format!("subjectAltName=DNS:{cn}"))
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&crt)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| format!("unable to run openssl: {}", describe(&e)))?;
+    if !out.status.success() {
+        return Err(format!(
+            "openssl req failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    let read = |p: &Path| {
+        std::fs::read(p).map_err(|e| format!("unable to read {}: {}", p.display(), describe(&e)))
+    };
+    let (c, k) = (read(&crt)?, read(&key)?);
+    let mut pem = c.clone();
+    pem.extend_from_slice(&k);
+    let write = |p: &Path, d: &[u8]| {
+        std::fs::write(p, d)
+            .map_err(|e| format!("unable to write {}: {}", p.display(), describe(&e)))
+    };
+    write(path, &pem)?;
+    let mut alone = path.as_os_str().to_owned();
+    alone.push(".crt");
+    write(Path::new(&alone), &c)?;
+    let _ = std::fs::remove_file(&key);
+    let _ = std::fs::remove_file(&crt);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tmpdir(tag: &str) -> std::path::PathBuf {
+        let d = std::env::temp_dir().join(format!("rgtls-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    fn have_openssl() -> bool {
+        std::process::Command::new("openssl")
+            .arg("version")
+            .output()
+            .is_ok()
+    }
+
+    #[test]
+    fn absent_is_none() {
+        let d = tmpdir("absent");
+        assert!(server_config(&d).unwrap().is_none());
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn good_and_bad_files() {
+        if !have_openssl() {
+            eprintln!("skipping: openssl not installed");
+            return;
+        }
+        let d = tmpdir("files");
+        let p = d.join(SERVERCERT);
+        make_test_cert(&p, "mx.example.org").unwrap();
+        assert!(server_config(&d).unwrap().is_some());
+        let pem = std::fs::read(&p).unwrap();
+        let text = String::from_utf8(pem.clone()).unwrap();
+        let cut = text.find("-----BEGIN PRIVATE KEY-----").unwrap();
+
+        // certificate only, key only, garbage, empty
+        std::fs::write(&p, &text[..cut]).unwrap();
+        assert!(server_config(&d).unwrap_err().contains("no private key"));
+        std::fs::write(&p, &text[cut..]).unwrap();
+        assert!(server_config(&d).unwrap_err().contains("no certificate"));
+        std::fs::write(&p, b"hello\n").unwrap();
+        assert!(server_config(&d).unwrap_err().contains("no certificate"));
+        std::fs::write(&p, b"").unwrap();
+        assert!(server_config(&d).is_err());
+        // truncated base64 inside the certificate
+        std::fs::write(&p, text.replacen("MII", "M!I", 1)).unwrap();
+        assert!(server_config(&d).is_err());
+
+        // a key that belongs to another certificate
+        let other = d.join("other.pem");
+        make_test_cert(&other, "other.example.org").unwrap();
+        let other_text = std::fs::read_to_string(&other).unwrap();
+        let ocut = other_text.find("-----BEGIN PRIVATE KEY-----").unwrap();
+        std::fs::write(&p, format!("{}{}", &text[..cut], &other_text[ocut..])).unwrap();
+        let e = server_config(&d).unwrap_err();
+        assert!(e.contains("rejected"), "{e}");
+
+        // unreadable (a directory in its place)
+        std::fs::remove_file(&p).unwrap();
+        std::fs::create_dir(&p).unwrap();
+        assert!(server_config(&d).unwrap_err().contains("unable to read"));
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+}
