@@ -214,7 +214,11 @@ fn parse_path(raw: &str, side: Side) -> Result<Path, AddrError> {
         None => return Err(side.bad("no domain")),
     };
     check_local(&local, side)?;
-    let domain = domain.strip_suffix('.').unwrap_or(domain);
+    // one trailing dot belongs to a host name, never to a literal
+    let domain = match domain.strip_suffix('.') {
+        Some(d) if !d.starts_with('[') => d,
+        _ => domain,
+    };
     check_domain(domain).map_err(|why| side.bad(why))?;
     let m = Mailbox {
         local,

@@ -242,3 +242,6 @@ fn sender_is_genuine(s: &Mailbox, ctl: &mut Controls) -> Result<bool, Failure> {
     }
     ctl.account_enabled(&s.queued())
 }
+
+#[cfg(test)]
+mod tests;
