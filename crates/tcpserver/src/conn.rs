@@ -1,0 +1,239 @@
+//! One connection: the facts about it, the rule that applies, the log lines
+//! and the program's environment. Runs in the server itself when no DNS
+//! lookup is needed (then the program is started with posix_spawn), or in a
+//! forked child when one is (so a slow resolver never blocks accepting).
+
+use std::ffi::OsStr;
+use std::io::{ErrorKind, Write};
+use std::net::{IpAddr, SocketAddr, TcpStream};
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::process::{Command, Stdio};
+
+use rgcore::diag::describe_io;
+use rgrules::Rule;
+
+use crate::opts::Opts;
+use crate::sys;
+
+/// What tcpserver knows about a connection.
+#[derive(Debug, Clone)]
+pub struct Facts {
+    pub local: SocketAddr,
+    pub remote: SocketAddr,
+    pub local_ip: String,
+    pub local_port: String,
+    pub local_host: Option<String>,
+    pub remote_ip: String,
+    pub remote_port: String,
+    pub remote_host: Option<String>,
+}
+
+impl Facts {
+    /// Addresses with IPv4-mapped IPv6 folded to IPv4; no names yet.
+    pub fn new(local: SocketAddr, remote: SocketAddr, opts: &Opts) -> Facts {
+        let fold = |a: SocketAddr| SocketAddr::new(rgcore::ip::fold(a.ip()), a.port());
+        let (local, remote) = (fold(local), fold(remote));
+        Facts {
+            local,
+            remote,
+            local_ip: local.ip().to_string(),
+            local_port: local.port().to_string(),
+            local_host: opts.local_name.clone(),
+            remote_ip: remote.ip().to_string(),
+            remote_port: remote.port().to_string(),
+            remote_host: None,
+        }
+    }
+
+    /// Reverse (and with -p forward-confirmed) lookups, as ucspi-tcp does
+    /// them: the local name unless -l gave one, the remote name with -h.
+    pub fn resolve(&mut self, opts: &Opts) {
+        if self.local_host.is_none() {
+            self.local_host = sys::reverse_name(self.local);
+        }
+        if opts.remote_host {
+            self.remote_host = sys::reverse_name(self.remote)
+                .filter(|name| !opts.paranoid || forward_confirms(name, self.remote.ip()));
+        }
+    }
+}
+
+fn forward_confirms(name: &str, ip: IpAddr) -> bool {
+    use std::net::ToSocketAddrs;
+    (name, 0)
+        .to_socket_addrs()
+        .map(|mut addrs| addrs.any(|a| rgcore::ip::fold(a.ip()) == ip))
+        .unwrap_or(false)
+}
+
+/// What to do with a connection.
+pub enum Verdict {
+    Run(Rule),
+    Deny,
+    /// Close it with this warning (after "dropping connection, ").
+    Drop(String),
+}
+
+/// Apply the rules (opened afresh for every connection) and the per-IP
+/// limit; `current` is how many children this client already has.
+pub fn decide(opts: &Opts, facts: &Facts, current: u64) -> Verdict {
+    let rule = match &opts.rules {
+        None => Rule::default(),
+        Some(path) => match read_rule(path, facts) {
+            Ok(r) => r,
+            Err(e) if e.kind() == ErrorKind::NotFound && opts.allow_no_rules => Rule::default(),
+            Err(e) => {
+                return Verdict::Drop(format!(
+                    "unable to read {}: {}",
+                    path.display(),
+                    describe_io(&e)
+                ))
+            }
+        },
+    };
+    if rule.deny {
+        return Verdict::Deny;
+    }
+    let max = rule
+        .var(b"MAXPERIP")
+        .map(|v| crate::opts::scan_ulong(&String::from_utf8_lossy(v)))
+        .unwrap_or(opts.per_ip);
+    if max > 0 && current >= max {
+        return Verdict::Drop(format!("too many connections from {}", facts.remote_ip));
+    }
+    Verdict::Run(rule)
+}
+
+fn read_rule(path: &std::path::Path, facts: &Facts) -> std::io::Result<Rule> {
+    let cdb = rgcdb::Cdb::open(path)?;
+    let found = rgrules::lookup(&cdb, &facts.remote_ip, facts.remote_host.as_deref(), None)?;
+    Ok(found.map(|f| rgrules::decode(&f.data)).unwrap_or_default())
+}
+
+/// Socket options and the banner, before anything else (as ucspi-tcp).
+pub fn prepare_socket(opts: &Opts, stream: &mut TcpStream, facts: &Facts) -> Result<(), String> {
+    if opts.kill_options && facts.remote.is_ipv4() {
+        sys::kill_ip_options(stream.as_fd());
+    }
+    if opts.nodelay {
+        let _ = stream.set_nodelay(true);
+    }
+    if !opts.banner.is_empty() {
+        stream
+            .write_all(&opts.banner)
+            .map_err(|e| format!("unable to print banner: {}", describe_io(&e)))?;
+    }
+    Ok(())
+}
+
+/// The command for the program: the connection on fd 0 and 1, the TCP
+/// variables set (or removed when unknown), then the rule's variables.
+pub fn command(
+    opts: &Opts,
+    facts: &Facts,
+    rule: &Rule,
+    stream: TcpStream,
+) -> std::io::Result<Command> {
+    let (prog, args) = opts.prog.split_first().ok_or(ErrorKind::InvalidInput)?;
+    let mut cmd = Command::new(prog);
+    cmd.args(args);
+    let fd0: OwnedFd = stream.try_clone()?.into();
+    cmd.stdin(Stdio::from(fd0))
+        .stdout(Stdio::from(OwnedFd::from(stream)));
+    cmd.env("PROTO", "TCP")
+        .env("TCPLOCALIP", &facts.local_ip)
+        .env("TCPLOCALPORT", &facts.local_port)
+        .env("TCPREMOTEIP", &facts.remote_ip)
+        .env("TCPREMOTEPORT", &facts.remote_port)
+        .env_remove("TCPREMOTEINFO");
+    set_or_remove(&mut cmd, "TCPLOCALHOST", facts.local_host.as_deref());
+    set_or_remove(&mut cmd, "TCPREMOTEHOST", facts.remote_host.as_deref());
+    for (name, value) in &rule.vars {
+        cmd.env(OsStr::from_bytes(name), OsStr::from_bytes(value));
+    }
+    Ok(cmd)
+}
+
+fn set_or_remove(cmd: &mut Command, name: &str, value: Option<&str>) {
+    match value {
+        Some(v) => cmd.env(name, v),
+        None => cmd.env_remove(name),
+    };
+}
+
+/// ucspi-tcp's safecats: at most 100 characters, blanks, controls, 8-bit,
+/// `%` and `:` as `?`. IPv6 addresses keep their colons.
+fn safe(s: &str, colons: bool) -> String {
+    let mut out: String = s
+        .bytes()
+        .take(100)
+        .map(|b| match b {
+            b':' if colons => ':',
+            b'%' | b':' => '?',
+            33..=126 => b as char,
+            _ => '?',
+        })
+        .collect();
+    if s.len() > 100 {
+        out.push_str("...");
+    }
+    out
+}
+
+/// `tcpserver: pid PID from IP`
+pub fn log_pid(opts: &Opts, pid: u32, facts: &Facts) {
+    if opts.verbosity >= 2 {
+        line(&format!("tcpserver: pid {pid} from {}\n", facts.remote_ip));
+    }
+}
+
+/// `tcpserver: ok|deny PID LHOST:LIP:LPORT RHOST:RIP:RINFO:RPORT`
+pub fn log_verdict(opts: &Opts, ok: bool, pid: u32, f: &Facts) {
+    if opts.verbosity < 2 {
+        return;
+    }
+    let host = |h: &Option<String>| h.as_deref().map(|h| safe(h, false)).unwrap_or_default();
+    line(&format!(
+        "tcpserver: {} {pid} {}:{}:{} {}:{}::{}\n",
+        if ok { "ok" } else { "deny" },
+        host(&f.local_host),
+        safe(&f.local_ip, f.local.is_ipv6()),
+        f.local_port,
+        host(&f.remote_host),
+        safe(&f.remote_ip, f.remote.is_ipv6()),
+        f.remote_port
+    ));
+}
+
+/// `tcpserver: warning: dropping connection, WHY` (not with -q).
+pub fn log_drop(opts: &Opts, why: &str) {
+    if opts.verbosity >= 1 {
+        rgcore::diag::warn("tcpserver", &format!("dropping connection, {why}"));
+    }
+}
+
+/// The port for -1, on standard output.
+pub fn line_stdout(text: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes());
+    let _ = out.flush();
+}
+
+/// One log line in one write.
+pub fn line(text: &str) {
+    let _ = std::io::stderr().lock().write_all(text.as_bytes());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn safecats_like_ucspi() {
+        assert_eq!(safe("a b:c%d\u{e9}", false), "a?b?c?d??");
+        assert_eq!(safe("::1", true), "::1");
+        let long = "x".repeat(120);
+        assert_eq!(safe(&long, false), format!("{}...", "x".repeat(100)));
+    }
+}

@@ -1,0 +1,408 @@
+//! tcpserver: ucspi-tcp 0.88's tcpserver, plus IPv6, a per-IP limit and a
+//! graceful stop.
+//!
+//! Owns the listening socket and the table of running children (pid and
+//! client address, so the per-IP counts stay exact). One program per
+//! connection, started with posix_spawn straight from the accept loop when
+//! no DNS lookup is needed (`-H` and `-l`), or from a forked child that
+//! first does the lookups (the default `-h`, like ucspi-tcp) so a slow
+//! resolver never stalls accepting. SIGCHLD and SIGTERM arrive through a
+//! signalfd polled with the listening socket.
+#![deny(unsafe_code)]
+
+pub mod conn;
+pub mod opts;
+#[allow(unsafe_code)]
+mod sys;
+
+use std::collections::HashMap;
+use std::io::ErrorKind;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+use std::os::fd::AsFd;
+
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::signal::{SigSet, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::{ForkResult, Gid, Pid, Uid};
+use rgcore::diag::{describe_io, Failure};
+use socket2::{Domain, Socket, Type};
+
+use conn::{Facts, Verdict};
+use opts::Opts;
+
+/// Bind, drop privileges, serve until SIGTERM and the last child is gone.
+pub fn run(opts: &Opts) -> Result<(), Failure> {
+    let listener = bind(opts)?;
+    drop_privileges(opts)?;
+    let port = listener
+        .local_addr()
+        .map_err(|e| Failure::io("get local address", &e))?
+        .port();
+    if opts.print_port {
+        conn::line_stdout(&format!("{port}\n"));
+    }
+    detach_stdio();
+    Server::new(opts, listener)?.serve()
+}
+
+/// The address to listen on: `0` or empty = every address (IPv6 and IPv4
+/// together when the system has IPv6), an IP, or a name (its first IPv4
+/// address, else its first address).
+fn local_addrs(opts: &Opts) -> Result<Vec<SocketAddr>, Failure> {
+    let port = port_number(&opts.port)?;
+    let host = opts.host.trim_start_matches('[').trim_end_matches(']');
+    if host.is_empty() || host == "0" {
+        return Ok(vec![
+            SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), port),
+            SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port),
+        ]);
+    }
+    if let Ok(ip) = host.parse::<IpAddr>() {
+        return Ok(vec![SocketAddr::new(ip, port)]);
+    }
+    let addrs: Vec<SocketAddr> = (host, port)
+        .to_socket_addrs()
+        .map_err(|e| {
+            Failure::temp(format!(
+                "temporarily unable to figure out IP address for {host}: {}",
+                describe_io(&e)
+            ))
+        })?
+        .collect();
+    let pick = addrs.iter().find(|a| a.is_ipv4()).or(addrs.first());
+    pick.map(|a| vec![*a])
+        .ok_or_else(|| Failure::temp(format!("no IP address for {host}")))
+}
+
+/// A port number, or a name from /etc/services.
+fn port_number(port: &str) -> Result<u16, Failure> {
+    if !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) {
+        return port
+            .parse()
+            .map_err(|_| Failure::perm(format!("unable to figure out port number for {port}")));
+    }
+    let services = std::fs::read_to_string("/etc/services").unwrap_or_default();
+    services
+        .lines()
+        .filter_map(|l| {
+            let mut w = l.split('#').next()?.split_whitespace();
+            let name = w.next()?;
+            let (num, proto) = w.next()?.split_once('/')?;
+            let aliases: Vec<&str> = w.collect();
+            (proto == "tcp" && (name == port || aliases.contains(&port)))
+                .then(|| num.parse().ok())
+                .flatten()
+        })
+        .next()
+        .ok_or_else(|| Failure::temp(format!("unable to figure out port number for {port}")))
+}
+
+fn bind(opts: &Opts) -> Result<TcpListener, Failure> {
+    let mut last = None;
+    for addr in local_addrs(opts)? {
+        match bind_one(addr, opts.backlog) {
+            Ok(l) => return Ok(l),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| Failure::temp("unable to bind: no address")))
+}
+
+fn bind_one(addr: SocketAddr, backlog: i32) -> Result<TcpListener, Failure> {
+    let sock = Socket::new(Domain::for_address(addr), Type::STREAM, None)
+        .map_err(|e| Failure::io("create socket", &e))?;
+    let _ = sock.set_reuse_address(true);
+    if addr.is_ipv6() {
+        let _ = sock.set_only_v6(false);
+    }
+    sock.bind(&addr.into())
+        .map_err(|e| Failure::io("bind", &e))?;
+    sock.listen(backlog)
+        .map_err(|e| Failure::io("listen", &e))?;
+    sock.set_nonblocking(true)
+        .map_err(|e| Failure::io("listen", &e))?;
+    Ok(sock.into())
+}
+
+fn drop_privileges(opts: &Opts) -> Result<(), Failure> {
+    if opts.gid != 0 {
+        let gid = Gid::from_raw(opts.gid);
+        nix::unistd::setgroups(&[gid])
+            .and_then(|()| nix::unistd::setgid(gid))
+            .map_err(|e| Failure::io("set gid", &e.into()))?;
+    }
+    if opts.uid != 0 {
+        nix::unistd::setuid(Uid::from_raw(opts.uid))
+            .map_err(|e| Failure::io("set uid", &e.into()))?;
+    }
+    Ok(())
+}
+
+/// ucspi-tcp closes fd 0 and 1; pointing them at /dev/null does the same
+/// for readers of our output without letting a socket land on fd 0 or 1.
+fn detach_stdio() {
+    use std::os::fd::AsRawFd;
+    if let Ok(null) = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")
+    {
+        let _ = nix::unistd::dup2(null.as_raw_fd(), 0);
+        let _ = nix::unistd::dup2(null.as_raw_fd(), 1);
+    }
+}
+
+struct Server<'a> {
+    opts: &'a Opts,
+    listener: Option<TcpListener>,
+    signals: SignalFd,
+    children: HashMap<Pid, IpAddr>,
+    per_ip: HashMap<IpAddr, u64>,
+}
+
+impl<'a> Server<'a> {
+    fn new(opts: &'a Opts, listener: TcpListener) -> Result<Self, Failure> {
+        let mut mask = SigSet::empty();
+        mask.add(Signal::SIGCHLD);
+        mask.add(Signal::SIGTERM);
+        mask.thread_block()
+            .map_err(|e| Failure::io("block signals", &e.into()))?;
+        let signals = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
+            .map_err(|e| Failure::io("create signalfd", &e.into()))?;
+        Ok(Server {
+            opts,
+            listener: Some(listener),
+            signals,
+            children: HashMap::new(),
+            per_ip: HashMap::new(),
+        })
+    }
+
+    fn serve(mut self) -> Result<(), Failure> {
+        self.status();
+        loop {
+            if self.listener.is_none() && self.children.is_empty() {
+                return Ok(());
+            }
+            let accepting = self.children.len() < self.limit();
+            let (sig_ready, conn_ready) = self.wait(accepting)?;
+            if sig_ready {
+                self.signals_arrived();
+            }
+            if conn_ready {
+                self.accept_all();
+            }
+        }
+    }
+
+    fn limit(&self) -> usize {
+        usize::try_from(self.opts.limit).unwrap_or(usize::MAX)
+    }
+
+    /// Poll the signalfd and, when accepting, the listener.
+    fn wait(&self, accepting: bool) -> Result<(bool, bool), Failure> {
+        let mut fds = vec![PollFd::new(self.signals.as_fd(), PollFlags::POLLIN)];
+        if let (true, Some(l)) = (accepting, &self.listener) {
+            fds.push(PollFd::new(l.as_fd(), PollFlags::POLLIN));
+        }
+        match poll(&mut fds, PollTimeout::NONE) {
+            Ok(_) => {}
+            Err(nix::errno::Errno::EINTR) => return Ok((false, false)),
+            Err(e) => return Err(Failure::io("poll", &e.into())),
+        }
+        let ready = |f: &PollFd| f.revents().is_some_and(|r| !r.is_empty());
+        Ok((ready(&fds[0]), fds.get(1).is_some_and(ready)))
+    }
+
+    fn signals_arrived(&mut self) {
+        while let Ok(Some(info)) = self.signals.read_signal() {
+            if info.ssi_signo == Signal::SIGTERM as u32 {
+                // stop accepting; running children finish on their own
+                self.listener = None;
+            }
+        }
+        self.reap();
+    }
+
+    fn reap(&mut self) {
+        loop {
+            let st = match waitpid(None::<Pid>, Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::StillAlive) | Err(_) => return,
+                Ok(st) => st,
+            };
+            let (pid, wstat) = match st {
+                WaitStatus::Exited(pid, code) => (pid, (code & 0xff) << 8),
+                WaitStatus::Signaled(pid, sig, core) => {
+                    (pid, sig as i32 | if core { 0x80 } else { 0 })
+                }
+                _ => continue,
+            };
+            if let Some(ip) = self.children.remove(&pid) {
+                if let Some(n) = self.per_ip.get_mut(&ip) {
+                    *n = n.saturating_sub(1);
+                    if *n == 0 {
+                        self.per_ip.remove(&ip);
+                    }
+                }
+            }
+            if self.opts.verbosity >= 2 {
+                conn::line(&format!("tcpserver: end {pid} status {wstat}\n"));
+            }
+            self.status();
+        }
+    }
+
+    fn status(&self) {
+        if self.opts.verbosity >= 2 {
+            conn::line(&format!(
+                "tcpserver: status: {}/{}\n",
+                self.children.len(),
+                self.opts.limit
+            ));
+        }
+    }
+
+    fn accept_all(&mut self) {
+        while self.children.len() < self.limit() {
+            let Some(l) = &self.listener else { return };
+            match l.accept() {
+                Ok((stream, remote)) => self.connection(stream, remote),
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    // ECONNABORTED, EMFILE...: ucspi-tcp just tries again
+                    if matches!(
+                        e.raw_os_error(),
+                        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
+                    ) {
+                        conn::log_drop(
+                            self.opts,
+                            &format!("unable to accept: {}", describe_io(&e)),
+                        );
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    fn connection(&mut self, stream: TcpStream, remote: SocketAddr) {
+        let local = match stream.local_addr() {
+            Ok(a) => a,
+            Err(e) => {
+                let why = format!("unable to get local address: {}", describe_io(&e));
+                return conn::log_drop(self.opts, &why);
+            }
+        };
+        let facts = Facts::new(local, remote, self.opts);
+        let needs_dns = self.opts.remote_host || self.opts.local_name.is_none();
+        if needs_dns {
+            self.fork_child(stream, facts);
+        } else {
+            self.spawn_direct(stream, facts);
+        }
+    }
+
+    fn current(&self, ip: IpAddr) -> u64 {
+        self.per_ip.get(&ip).copied().unwrap_or(0)
+    }
+
+    fn add_child(&mut self, pid: Pid, ip: IpAddr) {
+        self.children.insert(pid, ip);
+        *self.per_ip.entry(ip).or_insert(0) += 1;
+        self.status();
+    }
+
+    /// No DNS needed: decide here, posix_spawn the program.
+    fn spawn_direct(&mut self, mut stream: TcpStream, facts: Facts) {
+        let opts = self.opts;
+        let me = std::process::id();
+        if let Err(why) = conn::prepare_socket(opts, &mut stream, &facts) {
+            return conn::log_drop(opts, &why);
+        }
+        let rule = match conn::decide(opts, &facts, self.current(facts.remote.ip())) {
+            Verdict::Run(rule) => rule,
+            Verdict::Deny => {
+                conn::log_pid(opts, me, &facts);
+                return conn::log_verdict(opts, false, me, &facts);
+            }
+            Verdict::Drop(why) => return conn::log_drop(opts, &why),
+        };
+        let spawned = conn::command(opts, &facts, &rule, stream).and_then(|mut c| c.spawn());
+        match spawned {
+            Ok(child) => {
+                let pid = child.id();
+                self.add_child(Pid::from_raw(pid as i32), facts.remote.ip());
+                conn::log_pid(opts, pid, &facts);
+                conn::log_verdict(opts, true, pid, &facts);
+            }
+            Err(e) => {
+                let prog = opts
+                    .prog
+                    .first()
+                    .map(|p| p.to_string_lossy())
+                    .unwrap_or_default();
+                conn::log_drop(opts, &format!("unable to run {prog}: {}", describe_io(&e)));
+            }
+        }
+    }
+
+    /// DNS needed: fork; the child looks names up, decides and execs.
+    fn fork_child(&mut self, stream: TcpStream, facts: Facts) {
+        let current = self.current(facts.remote.ip());
+        match sys::fork() {
+            Ok(ForkResult::Parent { child }) => {
+                drop(stream);
+                self.add_child(child, facts.remote.ip());
+            }
+            Ok(ForkResult::Child) => {
+                drop(self.listener.take());
+                std::process::exit(child_main(self.opts, stream, facts, current));
+            }
+            Err(e) => conn::log_drop(
+                self.opts,
+                &format!("unable to fork: {}", describe_io(&e.into())),
+            ),
+        }
+    }
+}
+
+/// The forked child: ucspi-tcp's order (banner, names, rules, log), then
+/// exec. Returns the exit code when it does not exec.
+fn child_main(opts: &Opts, mut stream: TcpStream, mut facts: Facts, current: u64) -> i32 {
+    use std::os::unix::process::CommandExt;
+    let me = std::process::id();
+    conn::log_pid(opts, me, &facts);
+    if let Err(why) = conn::prepare_socket(opts, &mut stream, &facts) {
+        conn::log_drop(opts, &why);
+        return 111;
+    }
+    facts.resolve(opts);
+    let rule = match conn::decide(opts, &facts, current) {
+        Verdict::Run(rule) => rule,
+        Verdict::Deny => {
+            conn::log_verdict(opts, false, me, &facts);
+            return 100;
+        }
+        Verdict::Drop(why) => {
+            conn::log_drop(opts, &why);
+            return 111;
+        }
+    };
+    conn::log_verdict(opts, true, me, &facts);
+    let err = match conn::command(opts, &facts, &rule, stream) {
+        Ok(mut cmd) => cmd.exec(),
+        Err(e) => e,
+    };
+    let prog = opts
+        .prog
+        .first()
+        .map(|p| p.to_string_lossy())
+        .unwrap_or_default();
+    conn::log_drop(
+        opts,
+        &format!("unable to run {prog}: {}", describe_io(&err)),
+    );
+    111
+}
