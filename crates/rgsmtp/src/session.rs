@@ -1,0 +1,1074 @@
+//! The SMTP session state machine (RFC 5321, ESMTP, PIPELINING, AUTH,
+//! STARTTLS), sans I/O.
+//!
+//! Owns the protocol state of one connection: the partial command line, the
+//! HELO name, the transaction (sender, recipients), the AUTH and TLS state,
+//! the error counters, and the reply, log and message-byte buffers that the
+//! driver drains. Bytes go in through [`Session::feed`]; replies, log lines
+//! and decoded message bytes accumulate in buffers; side effects the driver
+//! must perform come out as [`Action`]s; what the session waits for is
+//! [`Session::wants`]. Control data and the relay decision come from the
+//! [`Env`] the driver supplies, so the whole protocol is testable with
+//! plain byte strings.
+
+use std::collections::VecDeque;
+
+use memchr::memchr;
+use rgcore::diag::{printable, printable_bytes};
+use rgcore::Failure;
+
+use crate::b64;
+use crate::data::{Decoder, Verdict};
+use crate::received;
+
+/// Longest command line, CRLF included (RFC 5321 4.5.3.1.4).
+pub const MAX_LINE: usize = 512;
+/// Longest AUTH continuation line, CRLF included (RFC 4954).
+pub const MAX_AUTH_LINE: usize = 12288;
+/// Errors before the session is closed.
+pub const MAX_ERRORS: u32 = 20;
+/// Failed AUTH attempts before the session is closed.
+pub const MAX_AUTH_FAILURES: u32 = 3;
+
+/// A refusal of an address or command: SMTP code and text (with the
+/// enhanced status code).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub code: u16,
+    pub text: String,
+}
+
+/// A parsed `MAIL FROM` argument.
+#[derive(Debug, Clone)]
+pub struct MailOk<S> {
+    /// Whatever the environment needs to decide recipients later.
+    pub sender: S,
+    /// The sender as queued (empty for `<>`).
+    pub queued: Vec<u8>,
+    /// ESMTP parameters: name (any case) and optional value.
+    pub params: Vec<(String, Option<String>)>,
+}
+
+/// The relay decision for one `RCPT TO`.
+#[derive(Debug, Clone)]
+pub struct RcptOutcome {
+    pub accept: bool,
+    /// The reply when refused (code and text); ignored when accepted.
+    pub refusal: Option<Refusal>,
+    /// The recipient as queued (with any RELAYCLIENT value appended).
+    pub queued: Vec<u8>,
+    /// The rule that decided, for the log.
+    pub rule: String,
+}
+
+/// Control data and the relay decision, supplied by the driver.
+pub trait Env {
+    type Sender;
+    /// Text after `220 ` (without ` ESMTP`).
+    fn greeting(&mut self) -> Result<String, Failure>;
+    /// This host's name.
+    fn me(&mut self) -> Result<String, Failure>;
+    /// Largest message (0: no limit).
+    fn databytes(&mut self) -> Result<u64, Failure>;
+    /// Recipients per message.
+    fn maxrcpt(&mut self) -> Result<usize, Failure>;
+    /// Parse the bytes after `MAIL FROM:`.
+    fn mail(&mut self, arg: &[u8]) -> Result<Result<MailOk<Self::Sender>, Refusal>, Failure>;
+    /// Parse the bytes after `RCPT TO:` and decide.
+    fn rcpt(
+        &mut self,
+        sender: &Self::Sender,
+        arg: &[u8],
+        auth_user: Option<&str>,
+    ) -> Result<RcptOutcome, Failure>;
+    /// Seconds since the epoch.
+    fn now(&mut self) -> u64;
+    /// Something unpredictable for the CRAM-MD5 challenge.
+    fn nonce(&mut self) -> u64;
+}
+
+/// Facts about the connection fixed at start.
+#[derive(Debug, Clone, Default)]
+pub struct Config {
+    /// Our process id (logs, CRAM-MD5 challenge).
+    pub pid: u32,
+    /// The client's address, canonical text.
+    pub ip: String,
+    /// `TCPREMOTEHOST`, when set.
+    pub host: Option<String>,
+    /// A checkpassword program is configured.
+    pub auth: bool,
+    /// PLAIN/LOGIN allowed without TLS (`AUTHCLEARTEXT` or a client at
+    /// exactly 127.0.0.1/::1).
+    pub cleartext_auth: bool,
+    /// A certificate is loaded: STARTTLS can be offered.
+    pub tls_available: bool,
+    /// TLS is already on (SMTPS).
+    pub tls_on: bool,
+    /// `DISABLEVRFY`.
+    pub disable_vrfy: bool,
+    /// `REQUIREAUTH`.
+    pub require_auth: bool,
+}
+
+/// A side effect for the driver, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// A message starts: open the queue; message bytes follow in
+    /// [`Session::message_out`].
+    MessageBegin,
+    /// The message is complete and clean: write the rest of
+    /// [`Session::message_out`], then the envelope, commit, and report with
+    /// [`Session::queue_result`].
+    MessageEnd { envelope: Vec<u8> },
+    /// The message is refused (the session replied): discard it.
+    MessageAbort,
+    /// Run checkpassword with `user\0secret\0extra\0` on fd 3 and report with
+    /// [`Session::auth_result`] (after a delay when it failed).
+    CheckPassword {
+        user: Vec<u8>,
+        secret: Vec<u8>,
+        extra: Vec<u8>,
+    },
+    /// Record the client in DENYDIR (hack attempt).
+    DenyIp,
+}
+
+/// What the session waits for from the driver.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wants {
+    /// More input (flush the replies first when the input is drained).
+    Input,
+    /// `354` is queued: make sure the client has sent nothing more, flush,
+    /// then call [`Session::data_go`].
+    DataGo,
+    /// `220` for STARTTLS is queued: make sure the client has sent nothing
+    /// more, flush, do the handshake, then [`Session::tls_started`].
+    Tls,
+    /// An [`Action::CheckPassword`] result.
+    AuthResult,
+    /// An [`Action::MessageEnd`] result.
+    QueueResult,
+    /// Flush the replies and close the connection.
+    Close,
+}
+
+/// How checkpassword ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthOutcome {
+    /// Exit 0.
+    Ok,
+    /// Exit 1: bad credentials.
+    Bad,
+    /// Anything else.
+    Temp,
+}
+
+/// How the queue hand-off ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum QueueOutcome {
+    /// Committed (fsynced): `250`.
+    Ok(String),
+    /// Temporary failure: `451`.
+    Temp(String),
+    /// Permanent failure: `554`.
+    Perm(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mech {
+    Plain,
+    Login,
+    CramMd5,
+}
+
+/// Where an AUTH exchange stands while it waits for a continuation line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum AuthStep {
+    PlainResponse,
+    LoginUser,
+    LoginPass(Vec<u8>),
+    CramResponse(Vec<u8>),
+}
+
+#[derive(Debug)]
+enum Phase {
+    /// Before the greeting: any input is an early talker.
+    Unstarted,
+    Command,
+    AuthCont(AuthStep),
+    AwaitAuth(Vec<u8>),
+    DataPending,
+    Data(Box<Decoder>),
+    AwaitQueue,
+    TlsPending,
+    Closed,
+}
+
+/// The current mail transaction.
+#[derive(Debug)]
+struct Txn<S> {
+    sender: S,
+    sender_queued: Vec<u8>,
+    rcpts: Vec<Vec<u8>>,
+}
+
+/// One SMTP session.
+pub struct Session<E: Env> {
+    env: E,
+    cfg: Config,
+    phase: Phase,
+    /// A command line split across reads.
+    line: Vec<u8>,
+    helo: Option<Vec<u8>>,
+    esmtp: bool,
+    txn: Option<Txn<E::Sender>>,
+    auth_user: Option<String>,
+    errors: u32,
+    auth_failures: u32,
+    out: Vec<u8>,
+    log: Vec<u8>,
+    msg: Vec<u8>,
+    actions: VecDeque<Action>,
+    me: Option<String>,
+}
+
+/// The argument after `VERB ` (leading spaces skipped).
+fn arg_of(line: &[u8], verb_len: usize) -> &[u8] {
+    let rest = line.get(verb_len..).unwrap_or_default();
+    let skip = rest.iter().take_while(|&&b| b == b' ').count();
+    &rest[skip..]
+}
+
+/// `prefix` (case-insensitive) at the start of `arg`: what follows.
+fn after_prefix<'a>(arg: &'a [u8], prefix: &[u8]) -> Option<&'a [u8]> {
+    if arg.len() >= prefix.len() && arg[..prefix.len()].eq_ignore_ascii_case(prefix) {
+        Some(&arg[prefix.len()..])
+    } else {
+        None
+    }
+}
+
+impl<E: Env> Session<E> {
+    pub fn new(env: E, cfg: Config) -> Self {
+        Session {
+            env,
+            cfg,
+            phase: Phase::Unstarted,
+            line: Vec::new(),
+            helo: None,
+            esmtp: false,
+            txn: None,
+            auth_user: None,
+            errors: 0,
+            auth_failures: 0,
+            out: Vec::with_capacity(1024),
+            log: Vec::new(),
+            msg: Vec::new(),
+            actions: VecDeque::new(),
+            me: None,
+        }
+    }
+
+    /// The environment (the driver may need it, e.g. for the queue).
+    pub fn env(&mut self) -> &mut E {
+        &mut self.env
+    }
+
+    /// Replies not yet written to the client.
+    pub fn output(&mut self) -> &mut Vec<u8> {
+        &mut self.out
+    }
+
+    /// Log lines (each ending in `\n`) not yet written to stderr.
+    pub fn log_out(&mut self) -> &mut Vec<u8> {
+        &mut self.log
+    }
+
+    /// Decoded message bytes not yet handed to the queue.
+    pub fn message_out(&mut self) -> &mut Vec<u8> {
+        &mut self.msg
+    }
+
+    /// The next side effect to perform.
+    pub fn next_action(&mut self) -> Option<Action> {
+        self.actions.pop_front()
+    }
+
+    /// The authenticated user, if any.
+    pub fn auth_user(&self) -> Option<&str> {
+        self.auth_user.as_deref()
+    }
+
+    pub fn tls_on(&self) -> bool {
+        self.cfg.tls_on
+    }
+
+    pub fn wants(&self) -> Wants {
+        match self.phase {
+            Phase::Unstarted | Phase::Command | Phase::AuthCont(_) | Phase::Data(_) => Wants::Input,
+            Phase::AwaitAuth(_) => Wants::AuthResult,
+            Phase::DataPending => Wants::DataGo,
+            Phase::AwaitQueue => Wants::QueueResult,
+            Phase::TlsPending => Wants::Tls,
+            Phase::Closed => Wants::Close,
+        }
+    }
+
+    pub fn is_closed(&self) -> bool {
+        matches!(self.phase, Phase::Closed)
+    }
+
+    /// Is a message being received (so a timeout or EOF loses it)?
+    pub fn in_data(&self) -> bool {
+        matches!(self.phase, Phase::Data(_) | Phase::DataPending)
+    }
+
+    // ----- output helpers -----
+
+    fn reply(&mut self, text: &str) {
+        self.out.extend_from_slice(text.as_bytes());
+        self.out.extend_from_slice(b"\r\n");
+    }
+
+    /// A reply that counts as an error; the 20th closes the session.
+    fn fail(&mut self, text: &str) {
+        self.reply(text);
+        self.errors += 1;
+        if self.errors >= MAX_ERRORS {
+            self.logf(&format!(
+                "event=close reason=too_many_errors errors={}",
+                self.errors
+            ));
+            self.reply("421 4.7.0 too many errors, closing connection");
+            self.close();
+        }
+    }
+
+    /// One log line: `smtpd: pid=N ip=IP rest`.
+    pub fn logf(&mut self, rest: &str) {
+        let line = format!(
+            "smtpd: pid={} ip={} {}\n",
+            self.cfg.pid,
+            self.cfg.ip,
+            printable(rest)
+        );
+        self.log.extend_from_slice(line.as_bytes());
+    }
+
+    fn close(&mut self) {
+        if self.txn.is_some() || self.in_data() {
+            self.actions.push_back(Action::MessageAbort);
+        }
+        self.phase = Phase::Closed;
+    }
+
+    /// A control file could not be read: `421 4.3.0`, log, close.
+    pub fn controls_failed(&mut self, f: &Failure) {
+        self.logf(&format!("event=controls error={}", f.msg.replace(' ', "_")));
+        self.reply("421 4.3.0 unable to read controls");
+        self.close();
+    }
+
+    fn me(&mut self) -> Option<String> {
+        if self.me.is_none() {
+            match self.env.me() {
+                Ok(m) => self.me = Some(m),
+                Err(f) => {
+                    self.controls_failed(&f);
+                    return None;
+                }
+            }
+        }
+        self.me.clone()
+    }
+
+    /// A protocol violation: discard, log, `554 5.5.0`, close.
+    fn violation(&mut self, what: &str, discarded: usize) {
+        self.logf(&format!(
+            "event=violation what={what} discarded={discarded}"
+        ));
+        self.reply(&format!(
+            "554 5.5.0 protocol violation: {}",
+            what.replace('_', " ")
+        ));
+        self.close();
+    }
+
+    // ----- driver entry points -----
+
+    /// Send the greeting (after GREETDELAY, if any).
+    pub fn greet(&mut self) {
+        if !matches!(self.phase, Phase::Unstarted) {
+            return;
+        }
+        self.logf("event=connect");
+        match self.env.greeting() {
+            Ok(g) => {
+                self.reply(&format!("220 {g} ESMTP"));
+                self.phase = Phase::Command;
+            }
+            Err(f) => self.controls_failed(&f),
+        }
+    }
+
+    /// The client was silent for `timeoutsmtpd` seconds.
+    pub fn timeout(&mut self) {
+        if self.is_closed() {
+            return;
+        }
+        self.logf("event=timeout");
+        let me = self.me.clone().unwrap_or_default();
+        let sp = if me.is_empty() { "" } else { " " };
+        self.reply(&format!("421 4.4.2 {me}{sp}timeout, closing connection"));
+        self.close();
+    }
+
+    /// The client closed the connection (EOF).
+    pub fn eof(&mut self) {
+        if self.is_closed() {
+            return;
+        }
+        let reason = if self.in_data() { "eof_in_data" } else { "eof" };
+        self.logf(&format!("event=close reason={reason}"));
+        self.close();
+    }
+
+    /// The driver flushed `354` with nothing more from the client pending.
+    pub fn data_go(&mut self) {
+        if !matches!(self.phase, Phase::DataPending) {
+            return;
+        }
+        let limit = match self.env.databytes() {
+            Ok(n) => n,
+            Err(f) => return self.controls_failed(&f),
+        };
+        let Some(me) = self.me() else { return };
+        let now = self.env.now();
+        let helo = self.helo.clone().unwrap_or_default();
+        let line = received::line(&received::Facts {
+            helo: &helo,
+            host: self.cfg.host.as_deref(),
+            ip: &self.cfg.ip,
+            me: &me,
+            tls: self.cfg.tls_on,
+            auth_user: self.auth_user.as_deref(),
+            now,
+        });
+        self.actions.push_back(Action::MessageBegin);
+        self.msg.extend_from_slice(line.as_bytes());
+        self.phase = Phase::Data(Box::new(Decoder::new(limit)));
+    }
+
+    /// The TLS handshake after STARTTLS succeeded: forget everything.
+    pub fn tls_started(&mut self) {
+        if !matches!(self.phase, Phase::TlsPending) {
+            return;
+        }
+        self.cfg.tls_on = true;
+        self.helo = None;
+        self.esmtp = false;
+        self.txn = None;
+        self.auth_user = None;
+        self.line.clear();
+        self.phase = Phase::Command;
+        self.logf("event=starttls");
+    }
+
+    /// Implicit TLS (SMTPS) is on before the greeting.
+    pub fn set_tls_on(&mut self) {
+        self.cfg.tls_on = true;
+    }
+
+    /// checkpassword's verdict for the last [`Action::CheckPassword`].
+    pub fn auth_result(&mut self, outcome: AuthOutcome) {
+        let Phase::AwaitAuth(user) = std::mem::replace(&mut self.phase, Phase::Command) else {
+            return;
+        };
+        let shown = printable_bytes(&user);
+        match outcome {
+            AuthOutcome::Ok => {
+                self.logf(&format!("event=auth result=ok user={shown}"));
+                self.auth_user = Some(String::from_utf8_lossy(&user).into_owned());
+                self.reply("235 2.7.0 authentication successful");
+            }
+            AuthOutcome::Bad => {
+                self.logf(&format!("event=auth result=failed user={shown}"));
+                self.auth_failed();
+            }
+            AuthOutcome::Temp => {
+                self.logf(&format!("event=auth result=tempfail user={shown}"));
+                self.reply("454 4.7.0 temporary authentication failure");
+            }
+        }
+    }
+
+    fn auth_failed(&mut self) {
+        self.reply("535 5.7.8 authentication failed");
+        self.auth_failures += 1;
+        if self.auth_failures >= MAX_AUTH_FAILURES {
+            self.logf("event=close reason=too_many_auth_failures");
+            self.reply("421 4.7.0 too many authentication failures, closing connection");
+            self.close();
+        }
+    }
+
+    /// The queue's verdict for the last [`Action::MessageEnd`].
+    pub fn queue_result(&mut self, outcome: QueueOutcome) {
+        if !matches!(self.phase, Phase::AwaitQueue) {
+            return;
+        }
+        self.phase = Phase::Command;
+        self.txn = None;
+        match outcome {
+            QueueOutcome::Ok(id) => {
+                self.logf(&format!("event=message result=accepted {id}"));
+                self.reply("250 2.0.0 ok");
+            }
+            QueueOutcome::Temp(why) => {
+                self.logf(&format!("event=message result=tempfail {why}"));
+                self.reply("451 4.3.0 temporary queue failure, try again later");
+            }
+            QueueOutcome::Perm(why) => {
+                self.logf(&format!("event=message result=permfail {why}"));
+                self.reply("554 5.3.0 permanent queue failure");
+            }
+        }
+    }
+
+    /// Consume input. Returns how many bytes were used: all of them, or
+    /// fewer when the session must wait for the driver ([`Session::wants`]).
+    pub fn feed(&mut self, input: &[u8]) -> usize {
+        let mut pos = 0;
+        while pos < input.len() {
+            let rest = &input[pos..];
+            match self.phase {
+                Phase::Unstarted => {
+                    self.violation("input_before_greeting", rest.len());
+                    return input.len();
+                }
+                Phase::DataPending => {
+                    self.violation("data_before_354", rest.len());
+                    return input.len();
+                }
+                Phase::TlsPending => {
+                    self.violation("input_after_starttls", rest.len());
+                    return input.len();
+                }
+                Phase::Closed => return input.len(),
+                Phase::AwaitAuth(_) | Phase::AwaitQueue => return pos,
+                Phase::Data(_) => pos += self.feed_data(rest),
+                Phase::Command | Phase::AuthCont(_) => pos += self.feed_line(rest),
+            }
+        }
+        pos
+    }
+
+    fn feed_data(&mut self, input: &[u8]) -> usize {
+        let Phase::Data(dec) = &mut self.phase else {
+            return 0;
+        };
+        let used = dec.feed(input, &mut self.msg);
+        if dec.doomed() {
+            // no point keeping (or streaming) what will be refused
+            self.msg.clear();
+        }
+        if dec.is_done() {
+            let verdict = dec.verdict();
+            let size = dec.size();
+            self.message_done(verdict, size);
+        }
+        used
+    }
+
+    fn message_done(&mut self, verdict: Verdict, size: u64) {
+        let reply = match verdict {
+            Verdict::Ok => None,
+            Verdict::BadBytes => Some((
+                "bare_lf_cr_or_nul",
+                "554 5.6.0 message contains bare LF, bare CR or NUL; refused",
+            )),
+            Verdict::TooBig => Some(("too_big", "552 5.3.4 message exceeds the size limit")),
+            Verdict::TooManyHops => Some(("too_many_hops", "554 5.4.6 too many hops")),
+        };
+        if let Some((why, text)) = reply {
+            self.logf(&format!(
+                "event=message result=refused reason={why} size={size}"
+            ));
+            self.actions.push_back(Action::MessageAbort);
+            self.msg.clear();
+            self.txn = None;
+            self.reply(text);
+            self.phase = Phase::Command;
+            return;
+        }
+        let mut envelope = Vec::new();
+        if let Some(t) = &self.txn {
+            envelope.reserve(
+                t.sender_queued.len() + 3 + t.rcpts.iter().map(|r| r.len() + 2).sum::<usize>(),
+            );
+            envelope.push(b'F');
+            envelope.extend_from_slice(&t.sender_queued);
+            envelope.push(0);
+            for r in &t.rcpts {
+                envelope.push(b'T');
+                envelope.extend_from_slice(r);
+                envelope.push(0);
+            }
+            envelope.push(0);
+        }
+        self.logf(&format!("event=data size={size}"));
+        self.actions.push_back(Action::MessageEnd { envelope });
+        self.phase = Phase::AwaitQueue;
+    }
+
+    /// Take one command line (or part of one) from `input`.
+    fn feed_line(&mut self, input: &[u8]) -> usize {
+        let limit = if matches!(self.phase, Phase::AuthCont(_)) {
+            MAX_AUTH_LINE
+        } else {
+            MAX_LINE
+        };
+        match memchr(b'\n', input) {
+            None => {
+                self.line.extend_from_slice(input);
+                // content + CR may still be within limit - 1 (LF to come)
+                if self.line.len() > limit - 1 {
+                    self.too_long();
+                }
+                input.len()
+            }
+            Some(i) => {
+                let used = i + 1;
+                if self.line.is_empty() {
+                    self.complete_line(&input[..i], limit);
+                } else {
+                    let mut line = std::mem::take(&mut self.line);
+                    line.extend_from_slice(&input[..i]);
+                    self.complete_line(&line, limit);
+                    line.clear();
+                    if self.line.is_empty() {
+                        self.line = line; // keep the allocation
+                    }
+                }
+                used
+            }
+        }
+    }
+
+    fn too_long(&mut self) {
+        self.logf("event=close reason=line_too_long");
+        self.line.clear();
+        self.reply("500 5.5.2 line too long");
+        self.actions.push_back(Action::DenyIp);
+        self.close();
+    }
+
+    /// A line without its LF.
+    fn complete_line(&mut self, raw: &[u8], limit: usize) {
+        let line = raw.strip_suffix(b"\r").unwrap_or(raw);
+        if line.len() > limit - 2 {
+            return self.too_long();
+        }
+        if line.iter().any(|&b| b == 0 || b == b'\r') {
+            self.logf("event=bad_command reason=nul_or_bare_cr");
+            if matches!(self.phase, Phase::AuthCont(_)) {
+                self.phase = Phase::Command;
+            }
+            return self.fail("501 5.5.2 syntax error: NUL or bare CR in command");
+        }
+        if let Phase::AuthCont(step) = std::mem::replace(&mut self.phase, Phase::Command) {
+            return self.auth_continue(step, line);
+        }
+        self.command(line);
+    }
+
+    fn command(&mut self, line: &[u8]) {
+        let verb_end = line.iter().position(|&b| b == b' ').unwrap_or(line.len());
+        let verb = &line[..verb_end];
+        let arg = arg_of(line, verb_end);
+        let mut v = [0u8; 10];
+        let known = verb.len() <= v.len();
+        if known {
+            for (d, s) in v.iter_mut().zip(verb) {
+                *d = s.to_ascii_uppercase();
+            }
+        }
+        let v = if known { &v[..verb.len()] } else { &b""[..] };
+        match v {
+            b"EHLO" => self.helo_cmd(arg, true),
+            b"HELO" => self.helo_cmd(arg, false),
+            b"MAIL" => self.mail_cmd(arg),
+            b"RCPT" => self.rcpt_cmd(arg),
+            b"DATA" => self.data_cmd(arg),
+            b"RSET" => {
+                self.txn = None;
+                self.reply("250 2.0.0 flushed");
+            }
+            b"NOOP" => self.reply("250 2.0.0 ok"),
+            b"QUIT" => {
+                let me = self.me.clone().unwrap_or_else(|| "relaygate".into());
+                self.reply(&format!("221 2.0.0 {me} closing connection"));
+                self.logf("event=close reason=quit");
+                self.close();
+            }
+            b"HELP" => self.reply("214 2.0.0 relaygate smtpd: see RFC 5321"),
+            b"VRFY" => {
+                if self.cfg.disable_vrfy {
+                    self.fail("502 5.5.1 VRFY disabled")
+                } else {
+                    self.reply("252 2.5.2 send some mail, I'll try my best")
+                }
+            }
+            b"STARTTLS" => self.starttls_cmd(arg),
+            b"AUTH" => self.auth_cmd(arg),
+            _ => {
+                let shown = printable_bytes(&verb[..verb.len().min(20)]);
+                self.logf(&format!("event=bad_command verb={shown}"));
+                self.fail("502 5.5.1 command not implemented")
+            }
+        }
+    }
+
+    fn helo_cmd(&mut self, arg: &[u8], esmtp: bool) {
+        if arg.is_empty() {
+            let verb = if esmtp { "EHLO" } else { "HELO" };
+            return self.fail(&format!("501 5.5.4 syntax: {verb} hostname"));
+        }
+        let Some(me) = self.me() else { return };
+        self.helo = Some(arg.to_vec());
+        self.esmtp = esmtp;
+        self.txn = None;
+        if !esmtp {
+            return self.reply(&format!("250 {me}"));
+        }
+        let size = match self.env.databytes() {
+            Ok(n) => n,
+            Err(f) => return self.controls_failed(&f),
+        };
+        let mut r = format!(
+            "250-{me}\r\n250-PIPELINING\r\n250-8BITMIME\r\n250-SIZE {size}\r\n250-ENHANCEDSTATUSCODES"
+        );
+        if self.cfg.tls_available && !self.cfg.tls_on {
+            r.push_str("\r\n250-STARTTLS");
+        }
+        if self.cfg.auth {
+            if self.cleartext_ok() {
+                r.push_str("\r\n250-AUTH LOGIN PLAIN CRAM-MD5");
+            } else {
+                r.push_str("\r\n250-AUTH CRAM-MD5");
+            }
+        }
+        // the last line takes a space instead of the dash
+        if let Some(k) = r.rfind("250-") {
+            r.replace_range(k..k + 4, "250 ");
+        }
+        self.reply(&r);
+    }
+
+    fn cleartext_ok(&self) -> bool {
+        self.cfg.tls_on || self.cfg.cleartext_auth
+    }
+
+    fn mail_cmd(&mut self, arg: &[u8]) {
+        if self.helo.is_none() {
+            return self.fail("503 5.5.1 send HELO or EHLO first");
+        }
+        if self.txn.is_some() {
+            return self.fail("503 5.5.1 nested MAIL command");
+        }
+        if self.cfg.require_auth && self.auth_user.is_none() {
+            return self.fail("530 5.7.0 authentication required");
+        }
+        let Some(path) = after_prefix(arg, b"FROM:") else {
+            return self.fail("501 5.5.4 syntax: MAIL FROM:<address>");
+        };
+        let parsed = match self.env.mail(path) {
+            Err(f) => return self.controls_failed(&f),
+            Ok(Err(r)) => {
+                self.logf(&format!(
+                    "event=mail verdict=refused code={} arg={}",
+                    r.code,
+                    printable_bytes(path)
+                ));
+                return self.fail(&format!("{} {}", r.code, r.text));
+            }
+            Ok(Ok(p)) => p,
+        };
+        if let Some(bad) = self.check_mail_params(&parsed.params) {
+            return self.fail(bad);
+        }
+        if let Some(size) = param(&parsed.params, "SIZE") {
+            let limit = match self.env.databytes() {
+                Ok(n) => n,
+                Err(f) => return self.controls_failed(&f),
+            };
+            let declared = size.and_then(|s| s.parse::<u64>().ok());
+            match declared {
+                None => return self.fail("501 5.5.4 syntax: SIZE=number"),
+                Some(n) if limit > 0 && n > limit => {
+                    return self.fail("552 5.3.4 message size exceeds fixed maximum message size")
+                }
+                Some(_) => {}
+            }
+        }
+        self.logf(&format!(
+            "event=mail from=<{}>",
+            printable_bytes(&parsed.queued)
+        ));
+        self.txn = Some(Txn {
+            sender: parsed.sender,
+            sender_queued: parsed.queued,
+            rcpts: Vec::new(),
+        });
+        self.reply("250 2.1.0 ok");
+    }
+
+    /// `SIZE=`, `BODY=7BIT|8BITMIME`, `AUTH=` (ignored unless authenticated,
+    /// and we never pass it on); anything else is `555`.
+    fn check_mail_params(&self, params: &[(String, Option<String>)]) -> Option<&'static str> {
+        for (name, value) in params {
+            if name.eq_ignore_ascii_case("SIZE") || name.eq_ignore_ascii_case("AUTH") {
+                continue;
+            }
+            if name.eq_ignore_ascii_case("BODY") {
+                let ok = value.as_deref().is_some_and(|v| {
+                    v.eq_ignore_ascii_case("7BIT") || v.eq_ignore_ascii_case("8BITMIME")
+                });
+                if ok {
+                    continue;
+                }
+                return Some("501 5.5.4 syntax: BODY=7BIT or BODY=8BITMIME");
+            }
+            return Some("555 5.5.4 unsupported MAIL parameter");
+        }
+        None
+    }
+
+    fn rcpt_cmd(&mut self, arg: &[u8]) {
+        let Some(txn) = &self.txn else {
+            return self.fail("503 5.5.1 need MAIL before RCPT");
+        };
+        let count = txn.rcpts.len();
+        let Some(path) = after_prefix(arg, b"TO:") else {
+            return self.fail("501 5.5.4 syntax: RCPT TO:<address>");
+        };
+        let maxrcpt = match self.env.maxrcpt() {
+            Ok(n) => n,
+            Err(f) => return self.controls_failed(&f),
+        };
+        if count >= maxrcpt {
+            self.logf(&format!(
+                "rcpt={} verdict=refused rule=maxrcpt",
+                printable_bytes(path)
+            ));
+            return self.reply("452 4.5.3 too many recipients");
+        }
+        let Some(txn) = &self.txn else { return };
+        let auth = self.auth_user.as_deref();
+        let outcome = match self.env.rcpt(&txn.sender, path, auth) {
+            Ok(o) => o,
+            Err(f) => return self.controls_failed(&f),
+        };
+        let shown = if outcome.accept || !outcome.queued.is_empty() {
+            printable_bytes(&outcome.queued)
+        } else {
+            printable_bytes(path)
+        };
+        if outcome.accept {
+            self.logf(&format!(
+                "rcpt=<{shown}> verdict=accepted rule={}",
+                outcome.rule
+            ));
+            if let Some(t) = &mut self.txn {
+                t.rcpts.push(outcome.queued);
+            }
+            self.reply("250 2.1.5 ok");
+        } else {
+            let r = outcome.refusal.unwrap_or(Refusal {
+                code: 553,
+                text: "5.7.1 sorry, that domain isn't in my list of allowed rcpthosts".into(),
+            });
+            let shown = if shown.starts_with('<') {
+                shown
+            } else {
+                format!("<{shown}>")
+            };
+            self.logf(&format!(
+                "rcpt={shown} verdict=refused rule={}",
+                outcome.rule
+            ));
+            self.fail(&format!("{} {}", r.code, r.text));
+        }
+    }
+
+    fn data_cmd(&mut self, arg: &[u8]) {
+        match &self.txn {
+            None => return self.fail("503 5.5.1 need MAIL before DATA"),
+            Some(t) if t.rcpts.is_empty() => return self.fail("503 5.5.1 need RCPT before DATA"),
+            Some(_) => {}
+        }
+        if !arg.is_empty() {
+            return self.fail("501 5.5.4 syntax: DATA");
+        }
+        self.reply("354 go ahead, end with <CRLF>.<CRLF>");
+        self.phase = Phase::DataPending;
+    }
+
+    fn starttls_cmd(&mut self, arg: &[u8]) {
+        if self.cfg.tls_on {
+            return self.fail("503 5.5.1 TLS already active");
+        }
+        if !self.cfg.tls_available {
+            return self.fail("454 4.7.0 TLS not available");
+        }
+        if !arg.is_empty() {
+            return self.fail("501 5.5.4 syntax: STARTTLS");
+        }
+        self.reply("220 2.0.0 ready to start TLS");
+        self.phase = Phase::TlsPending;
+    }
+
+    // ----- AUTH -----
+
+    fn auth_cmd(&mut self, arg: &[u8]) {
+        if !self.cfg.auth {
+            return self.fail("503 5.5.1 AUTH not available");
+        }
+        if self.helo.is_none() || !self.esmtp {
+            return self.fail("503 5.5.1 send EHLO first");
+        }
+        if self.auth_user.is_some() {
+            return self.fail("503 5.5.1 already authenticated");
+        }
+        if self.txn.is_some() {
+            return self.fail("503 5.5.1 AUTH not allowed during a mail transaction");
+        }
+        let mut words = arg.split(|&b| b == b' ').filter(|w| !w.is_empty());
+        let mech = words.next().unwrap_or_default();
+        let initial = words.next();
+        if words.next().is_some() {
+            return self.fail("501 5.5.4 syntax: AUTH mechanism [initial-response]");
+        }
+        let mech = if mech.eq_ignore_ascii_case(b"PLAIN") {
+            Mech::Plain
+        } else if mech.eq_ignore_ascii_case(b"LOGIN") {
+            Mech::Login
+        } else if mech.eq_ignore_ascii_case(b"CRAM-MD5") {
+            Mech::CramMd5
+        } else {
+            self.logf(&format!(
+                "event=auth result=unknown_mechanism mech={}",
+                printable_bytes(mech)
+            ));
+            return self.fail("504 5.5.4 unrecognized authentication type");
+        };
+        if mech != Mech::CramMd5 && !self.cleartext_ok() {
+            self.logf("event=auth result=refused reason=cleartext_without_tls");
+            return self
+                .fail("538 5.7.11 encryption required for requested authentication mechanism");
+        }
+        match (mech, initial) {
+            (Mech::Plain, None) => self.auth_prompt(AuthStep::PlainResponse, ""),
+            (Mech::Plain, Some(ir)) => self.auth_continue(AuthStep::PlainResponse, ir),
+            (Mech::Login, None) => self.auth_prompt(AuthStep::LoginUser, "VXNlcm5hbWU6"),
+            (Mech::Login, Some(ir)) => self.auth_continue(AuthStep::LoginUser, ir),
+            (Mech::CramMd5, Some(_)) => self.fail("501 5.5.4 CRAM-MD5 takes no initial response"),
+            (Mech::CramMd5, None) => {
+                let Some(me) = self.me() else { return };
+                let nonce = self.env.nonce();
+                let now = self.env.now();
+                let challenge = format!("<{}.{}.{:x}@{}>", self.cfg.pid, now, nonce, me);
+                let prompt = b64::encode(challenge.as_bytes());
+                self.auth_prompt(AuthStep::CramResponse(challenge.into_bytes()), &prompt);
+            }
+        }
+    }
+
+    fn auth_prompt(&mut self, step: AuthStep, challenge: &str) {
+        self.reply(&format!("334 {challenge}"));
+        self.phase = Phase::AuthCont(step);
+    }
+
+    /// A client response (continuation line or initial response).
+    fn auth_continue(&mut self, step: AuthStep, line: &[u8]) {
+        if line == b"*" {
+            self.logf("event=auth result=cancelled");
+            return self.fail("501 5.0.0 authentication cancelled");
+        }
+        // "=" is an empty initial response (RFC 4954)
+        let decoded = if line == b"=" {
+            Some(Vec::new())
+        } else {
+            b64::decode(line)
+        };
+        let Some(data) = decoded else {
+            self.logf("event=auth result=bad_base64");
+            return self.fail("501 5.5.2 malformed base64 in AUTH response");
+        };
+        match step {
+            AuthStep::PlainResponse => self.auth_plain(&data),
+            AuthStep::LoginUser => {
+                if data.is_empty() {
+                    return self.fail("501 5.5.2 empty user name");
+                }
+                self.auth_prompt(AuthStep::LoginPass(data), "UGFzc3dvcmQ6")
+            }
+            AuthStep::LoginPass(user) => self.check_password(user, data, Vec::new()),
+            AuthStep::CramResponse(challenge) => {
+                // "user hexdigest"
+                let Some(sp) = data.iter().rposition(|&b| b == b' ') else {
+                    return self.fail("501 5.5.2 malformed CRAM-MD5 response");
+                };
+                let (user, digest) = (&data[..sp], &data[sp + 1..]);
+                if user.is_empty()
+                    || digest.len() != 32
+                    || !digest.iter().all(u8::is_ascii_hexdigit)
+                {
+                    return self.fail("501 5.5.2 malformed CRAM-MD5 response");
+                }
+                self.check_password(user.to_vec(), digest.to_ascii_lowercase(), challenge)
+            }
+        }
+    }
+
+    /// `authzid\0authcid\0password`: authzid must be empty or the authcid.
+    fn auth_plain(&mut self, data: &[u8]) {
+        let mut parts = data.splitn(3, |&b| b == 0);
+        let (Some(authz), Some(user), Some(pass)) = (parts.next(), parts.next(), parts.next())
+        else {
+            return self.fail("501 5.5.2 malformed PLAIN response");
+        };
+        if user.is_empty() || pass.contains(&0) {
+            return self.fail("501 5.5.2 malformed PLAIN response");
+        }
+        if !authz.is_empty() && authz != user {
+            self.logf(&format!(
+                "event=auth result=failed reason=authzid_differs user={}",
+                printable_bytes(user)
+            ));
+            return self.auth_failed();
+        }
+        self.check_password(user.to_vec(), pass.to_vec(), Vec::new());
+    }
+
+    fn check_password(&mut self, user: Vec<u8>, secret: Vec<u8>, extra: Vec<u8>) {
+        if user.contains(&0) || user.len() > 255 || secret.len() > 255 {
+            return self.fail("501 5.5.2 malformed credentials");
+        }
+        self.actions.push_back(Action::CheckPassword {
+            user: user.clone(),
+            secret,
+            extra,
+        });
+        self.phase = Phase::AwaitAuth(user);
+    }
+}
+
+/// The value of parameter `name` (case-insensitive), if present.
+fn param<'a>(params: &'a [(String, Option<String>)], name: &str) -> Option<Option<&'a str>> {
+    params
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_deref())
+}

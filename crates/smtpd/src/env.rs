@@ -1,0 +1,118 @@
+//! The session's environment: control files and the relay decision from
+//! rgpolicy, adapted to rgsmtp's [`Env`].
+
+use std::collections::hash_map::RandomState;
+use std::hash::{BuildHasher, Hasher};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use rgcore::Failure;
+use rgpolicy::addr::{self, Path};
+use rgpolicy::controls::Controls;
+use rgpolicy::decide::{decide_rcpt, Client};
+use rgsmtp::{Env, MailOk, RcptOutcome, Refusal};
+
+/// Controls plus the client facts.
+pub struct PolicyEnv {
+    pub ctl: Controls,
+    pub client: Client,
+}
+
+/// `"553 5.7.1 text"` into a [`Refusal`].
+fn refusal(line: &str) -> Refusal {
+    let (code, text) = line.split_once(' ').unwrap_or((line, ""));
+    Refusal {
+        code: code.parse().unwrap_or(554),
+        text: text.to_string(),
+    }
+}
+
+impl Env for PolicyEnv {
+    type Sender = Path;
+
+    fn greeting(&mut self) -> Result<String, Failure> {
+        self.ctl.greeting()
+    }
+    fn me(&mut self) -> Result<String, Failure> {
+        self.ctl.me()
+    }
+    fn databytes(&mut self) -> Result<u64, Failure> {
+        self.ctl.databytes()
+    }
+    fn maxrcpt(&mut self) -> Result<usize, Failure> {
+        self.ctl.maxrcpt()
+    }
+
+    fn mail(&mut self, arg: &[u8]) -> Result<Result<MailOk<Path>, Refusal>, Failure> {
+        Ok(match addr::parse_mail(arg) {
+            Ok(p) => Ok(MailOk {
+                queued: p.path.queued().into_bytes(),
+                sender: p.path,
+                params: p.params,
+            }),
+            Err(e) => Err(Refusal {
+                code: e.code,
+                text: e.text,
+            }),
+        })
+    }
+
+    fn rcpt(
+        &mut self,
+        sender: &Path,
+        arg: &[u8],
+        auth_user: Option<&str>,
+    ) -> Result<RcptOutcome, Failure> {
+        let parsed = match addr::parse_rcpt(arg) {
+            Ok(p) => p,
+            Err(e) => {
+                return Ok(RcptOutcome {
+                    accept: false,
+                    refusal: Some(Refusal {
+                        code: e.code,
+                        text: e.text,
+                    }),
+                    queued: Vec::new(),
+                    rule: "syntax".into(),
+                })
+            }
+        };
+        if !parsed.params.is_empty() {
+            return Ok(RcptOutcome {
+                accept: false,
+                refusal: Some(Refusal {
+                    code: 555,
+                    text: "5.5.4 unsupported RCPT parameter".into(),
+                }),
+                queued: parsed.path.queued().into_bytes(),
+                rule: "syntax".into(),
+            });
+        }
+        self.client.auth_user = auth_user.map(str::to_string);
+        let d = decide_rcpt(&self.client, sender, &parsed.path, &mut self.ctl)?;
+        let queued = if d.accept {
+            d.queued
+        } else {
+            parsed.path.queued()
+        };
+        Ok(RcptOutcome {
+            accept: d.accept,
+            refusal: (!d.accept).then(|| refusal(&d.reply)),
+            queued: queued.into_bytes(),
+            rule: d.rule.name().to_string(),
+        })
+    }
+
+    fn now(&mut self) -> u64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0)
+    }
+
+    fn nonce(&mut self) -> u64 {
+        // RandomState is seeded from the OS's random source
+        let mut h = RandomState::new().build_hasher();
+        h.write_u64(self.now());
+        h.finish()
+    }
+}

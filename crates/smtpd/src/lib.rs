@@ -1,0 +1,345 @@
+//! smtpd: drives rgsmtp's session on fd 0/1.
+//!
+//! Owns the I/O of one connection: reading the client with a time limit,
+//! writing replies (one write per batch, flushed when the input is
+//! drained), the queue hand-off ([`queue`]), running checkpassword, the
+//! DENYDIR record and the log on stderr. The protocol itself is
+//! [`rgsmtp::Session`]; the relay decision is rgpolicy's.
+#![forbid(unsafe_code)]
+
+pub mod conn;
+pub mod env;
+pub mod queue;
+
+use std::ffi::OsString;
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use rgpolicy::controls::Controls;
+use rgpolicy::decide::Client;
+use rgsmtp::{Action, AuthOutcome, Config, Session, Wants};
+
+use crate::conn::{Conn, Readable};
+use crate::env::PolicyEnv;
+use crate::queue::{Open, Target};
+
+/// Input buffer size: large enough that a big DATA goes in few reads.
+const INBUF: usize = 64 * 1024;
+/// The pause before answering a failed AUTH.
+const AUTH_FAIL_DELAY: Duration = Duration::from_secs(2);
+
+/// Everything smtpd takes from its environment and argv.
+pub struct Settings {
+    pub checkpassword: Vec<OsString>,
+    pub controldir: PathBuf,
+    pub denydir: Option<PathBuf>,
+    pub target: Target,
+    pub greetdelay: Duration,
+    pub smtps: bool,
+    pub cfg: Config,
+    pub client: Client,
+}
+
+fn var(name: &str) -> Option<String> {
+    std::env::var_os(name).map(|v| v.to_string_lossy().into_owned())
+}
+
+impl Settings {
+    pub fn from_env(args: Vec<OsString>) -> Settings {
+        let ip_text = var("TCPREMOTEIP").unwrap_or_default();
+        let ip = rgcore::ip::parse(&ip_text);
+        let shown_ip = match ip {
+            Some(a) => rgcore::ip::canonical(a),
+            None if ip_text.is_empty() => "unknown".to_string(),
+            None => rgcore::diag::printable(&ip_text),
+        };
+        let host = var("TCPREMOTEHOST").filter(|h| !h.is_empty());
+        let loopback = ip.is_some_and(rgcore::ip::is_exact_loopback);
+        let target = match std::env::var_os("QMAILQUEUE") {
+            Some(q) if !q.is_empty() => Target::Program(q),
+            _ => Target::Spool(rgcore::paths::spooldir()),
+        };
+        let greetdelay = var("GREETDELAY")
+            .and_then(|s| s.trim().parse::<u64>().ok())
+            .unwrap_or(0);
+        let cfg = Config {
+            pid: std::process::id(),
+            ip: shown_ip,
+            host: host.clone(),
+            auth: !args.is_empty(),
+            cleartext_auth: loopback || std::env::var_os("AUTHCLEARTEXT").is_some(),
+            tls_available: false,
+            tls_on: false,
+            disable_vrfy: std::env::var_os("DISABLEVRFY").is_some(),
+            require_auth: std::env::var_os("REQUIREAUTH").is_some(),
+        };
+        let client = Client {
+            ip,
+            local_ip: var("TCPLOCALIP").and_then(|s| rgcore::ip::parse(&s)),
+            host,
+            relayclient: var("RELAYCLIENT"),
+            auth_user: None,
+        };
+        Settings {
+            checkpassword: args,
+            controldir: rgcore::paths::controldir(),
+            denydir: std::env::var_os("DENYDIR")
+                .filter(|d| !d.is_empty())
+                .map(PathBuf::from),
+            target,
+            greetdelay: Duration::from_secs(greetdelay),
+            smtps: std::env::var_os("SMTPS").is_some(),
+            cfg,
+            client,
+        }
+    }
+}
+
+/// Run one session; the exit code.
+pub fn run(args: Vec<OsString>) -> i32 {
+    let settings = Settings::from_env(args);
+    let mut conn = Conn::stdio();
+    let tls = conn::load_tls(&settings.controldir);
+    let mut cfg = settings.cfg.clone();
+    if let Err(why) = &tls {
+        if let Some(why) = why {
+            eprintln!(
+                "smtpd: pid={} ip={} event=tls_unavailable reason={}",
+                cfg.pid,
+                cfg.ip,
+                rgcore::diag::printable(why)
+            );
+        }
+    } else {
+        cfg.tls_available = true;
+    }
+    let env = PolicyEnv {
+        ctl: Controls::new(settings.controldir.clone()),
+        client: settings.client.clone(),
+    };
+    let mut d = Driver {
+        session: Session::new(env, cfg),
+        conn: &mut conn,
+        settings: &settings,
+        queue: None,
+        tls: tls.ok(),
+    };
+    d.main();
+    0
+}
+
+struct Driver<'a> {
+    session: Session<PolicyEnv>,
+    conn: &'a mut Conn,
+    settings: &'a Settings,
+    queue: Option<Open>,
+    tls: Option<conn::TlsConfig>,
+}
+
+impl Driver<'_> {
+    fn main(&mut self) {
+        if self.settings.smtps {
+            let Some(tls) = self.tls.clone() else {
+                self.session
+                    .logf("event=close reason=smtps_without_certificate");
+                self.flush();
+                return;
+            };
+            if let Err(e) = self.conn.start_tls(tls) {
+                self.session
+                    .logf(&format!("event=close reason=tls_handshake error={e}"));
+                self.flush();
+                return;
+            }
+            self.session.set_tls_on();
+        }
+        let timeout = match self.session.env().ctl.timeout() {
+            Ok(t) => t,
+            Err(f) => {
+                self.session.controls_failed(&f);
+                self.flush();
+                return;
+            }
+        };
+        let mut buf = vec![0u8; INBUF];
+        if !self.settings.greetdelay.is_zero() {
+            if let Readable::Data(n) = self.conn.read(&mut buf, self.settings.greetdelay) {
+                self.session.feed(buf.get(..n).unwrap_or_default());
+            }
+        }
+        self.session.greet();
+        self.serve(&mut buf, timeout);
+        self.flush();
+        if let Some(q) = self.queue.take() {
+            q.abort();
+        }
+    }
+
+    fn serve(&mut self, buf: &mut [u8], timeout: Duration) {
+        let (mut pos, mut len) = (0usize, 0usize);
+        loop {
+            while pos < len && self.session.wants() == Wants::Input {
+                pos += self.session.feed(buf.get(pos..len).unwrap_or_default());
+                self.actions();
+            }
+            self.actions();
+            match self.session.wants() {
+                Wants::Close => return,
+                Wants::AuthResult | Wants::QueueResult => {
+                    // actions() answers these synchronously; never here
+                    return;
+                }
+                Wants::DataGo | Wants::Tls if pos < len => {
+                    // pipelined after DATA/STARTTLS: the session refuses it
+                    pos += self.session.feed(buf.get(pos..len).unwrap_or_default());
+                }
+                Wants::DataGo | Wants::Tls => {
+                    if self.conn.pending() {
+                        len = self.read(buf, Duration::ZERO);
+                        pos = 0;
+                        continue;
+                    }
+                    self.flush();
+                    if self.session.wants() == Wants::DataGo {
+                        self.session.data_go();
+                    } else {
+                        self.starttls();
+                    }
+                }
+                Wants::Input => {
+                    self.flush();
+                    len = self.read(buf, timeout);
+                    pos = 0;
+                }
+            }
+        }
+    }
+
+    /// Read with a time limit; timeout and EOF go to the session.
+    fn read(&mut self, buf: &mut [u8], timeout: Duration) -> usize {
+        match self.conn.read(buf, timeout) {
+            Readable::Data(n) => n,
+            Readable::Timeout if timeout.is_zero() => 0,
+            Readable::Timeout => {
+                self.session.timeout();
+                0
+            }
+            Readable::Eof => {
+                self.session.eof();
+                0
+            }
+            Readable::Error(e) => {
+                self.session.logf(&format!("event=read_error error={e}"));
+                self.session.eof();
+                0
+            }
+        }
+    }
+
+    fn starttls(&mut self) {
+        let Some(tls) = self.tls.clone() else { return };
+        match self.conn.start_tls(tls) {
+            Ok(()) => self.session.tls_started(),
+            Err(e) => {
+                self.session
+                    .logf(&format!("event=close reason=tls_handshake error={e}"));
+                self.session.eof();
+            }
+        }
+    }
+
+    /// Perform the session's side effects in order.
+    fn actions(&mut self) {
+        self.stream_message();
+        while let Some(a) = self.session.next_action() {
+            match a {
+                Action::MessageBegin => {
+                    self.queue = Some(self.settings.target.open());
+                    self.stream_message();
+                }
+                Action::MessageEnd { envelope } => {
+                    self.stream_message();
+                    let outcome = match self.queue.take() {
+                        Some(q) => q.commit(&envelope),
+                        None => rgsmtp::QueueOutcome::Temp("error=no_queue".into()),
+                    };
+                    self.session.queue_result(outcome);
+                }
+                Action::MessageAbort => {
+                    self.session.message_out().clear();
+                    if let Some(q) = self.queue.take() {
+                        q.abort();
+                    }
+                }
+                Action::CheckPassword {
+                    user,
+                    secret,
+                    extra,
+                } => self.check_password(&user, &secret, &extra),
+                Action::DenyIp => self.deny(),
+            }
+        }
+        self.stream_message();
+    }
+
+    fn stream_message(&mut self) {
+        let msg = self.session.message_out();
+        if msg.is_empty() {
+            return;
+        }
+        if let Some(q) = &mut self.queue {
+            q.write(msg);
+        }
+        msg.clear();
+    }
+
+    fn check_password(&mut self, user: &[u8], secret: &[u8], extra: &[u8]) {
+        use rgauth::CheckOutcome;
+        self.flush();
+        let outcome = rgauth::run_checkpassword(&self.settings.checkpassword, user, secret, extra);
+        let outcome = match outcome {
+            CheckOutcome::Ok => AuthOutcome::Ok,
+            CheckOutcome::Bad => {
+                std::thread::sleep(AUTH_FAIL_DELAY);
+                AuthOutcome::Bad
+            }
+            CheckOutcome::Temp(why) => {
+                self.session.logf(&format!(
+                    "event=checkpassword error={}",
+                    why.replace(' ', "_")
+                ));
+                AuthOutcome::Temp
+            }
+        };
+        self.session.auth_result(outcome);
+    }
+
+    /// IMail's auto-deny: record the client in DENYDIR.
+    fn deny(&mut self) {
+        let (Some(dir), Some(ip)) = (&self.settings.denydir, self.settings.client.ip) else {
+            return;
+        };
+        match rgiptable::record(dir, ip, "") {
+            Ok(()) => self.session.logf("event=denied table=denydir"),
+            Err(e) => self.session.logf(&format!(
+                "event=deny_failed error={}",
+                rgcore::diag::describe_io(&e).replace(' ', "_")
+            )),
+        }
+    }
+
+    /// Write pending replies (one write) and log lines.
+    fn flush(&mut self) {
+        let log = self.session.log_out();
+        if !log.is_empty() {
+            let _ = std::io::stderr().write_all(log);
+            log.clear();
+        }
+        let out = self.session.output();
+        if !out.is_empty() {
+            let _ = self.conn.write_all(out);
+            out.clear();
+        }
+    }
+}

@@ -1,0 +1,172 @@
+//! The queue hand-off: a qmail-queue program given by `QMAILQUEUE`
+//! (message on a pipe at its fd 0, streamed as DATA arrives; envelope on a
+//! pipe at its fd 1), or the embedded spool written in-process through
+//! rgspool: the same files `spool` writes, without a fork and exec per
+//! message.
+
+use std::ffi::OsString;
+use std::fs::File;
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+
+use nix::fcntl::OFlag;
+use rgsmtp::QueueOutcome;
+use rgspool::SpoolWriter;
+
+/// Where messages go.
+#[derive(Debug, Clone)]
+pub enum Target {
+    Program(OsString),
+    Spool(PathBuf),
+}
+
+/// One message being handed over.
+pub enum Open {
+    Program {
+        child: Child,
+        msg: Option<File>,
+        env: Option<File>,
+        /// A write to the message pipe failed (the program died early).
+        broken: bool,
+    },
+    Spool {
+        writer: Option<SpoolWriter>,
+        error: Option<rgspool::QueueError>,
+    },
+    /// Could not even start: the reason, reported at the end as 451.
+    Failed(String),
+}
+
+impl Target {
+    /// Start a message.
+    pub fn open(&self) -> Open {
+        match self {
+            Target::Spool(dir) => match SpoolWriter::create(dir) {
+                Ok(w) => Open::Spool {
+                    writer: Some(w),
+                    error: None,
+                },
+                Err(e) => Open::Failed(format!("code={} error={}", e.code, e.msg)),
+            },
+            Target::Program(prog) => spawn(prog),
+        }
+    }
+}
+
+fn spawn(prog: &OsString) -> Open {
+    let pipes = nix::unistd::pipe2(OFlag::O_CLOEXEC)
+        .and_then(|m| nix::unistd::pipe2(OFlag::O_CLOEXEC).map(|e| (m, e)));
+    let ((msg_rd, msg_wr), (env_rd, env_wr)) = match pipes {
+        Ok(p) => p,
+        Err(e) => return Open::Failed(format!("error=unable_to_create_pipe:{e}")),
+    };
+    // Stdio::from dups the read ends onto the child's fd 0 and 1 (without
+    // close-on-exec); our write ends stay close-on-exec.
+    let spawned = Command::new(prog)
+        .stdin(Stdio::from(msg_rd))
+        .stdout(Stdio::from(env_rd))
+        .spawn();
+    match spawned {
+        Ok(child) => Open::Program {
+            child,
+            msg: Some(File::from(msg_wr)),
+            env: Some(File::from(env_wr)),
+            broken: false,
+        },
+        Err(e) => Open::Failed(format!(
+            "error=unable_to_run_qmailqueue:{}",
+            rgcore::diag::describe_io(&e).replace(' ', "_")
+        )),
+    }
+}
+
+impl Open {
+    /// Stream message bytes.
+    pub fn write(&mut self, data: &[u8]) {
+        if data.is_empty() {
+            return;
+        }
+        match self {
+            Open::Program { msg, broken, .. } => {
+                if let Some(f) = msg {
+                    if !*broken && f.write_all(data).is_err() {
+                        *broken = true;
+                    }
+                }
+            }
+            Open::Spool { writer, error } => {
+                if error.is_none() {
+                    if let Some(w) = writer {
+                        if let Err(e) = w.write(data) {
+                            *error = Some(e);
+                        }
+                    }
+                }
+            }
+            Open::Failed(_) => {}
+        }
+    }
+
+    /// Finish: close the message, hand over the envelope, wait for the
+    /// verdict. `250` only after the message is on disk (the program exited
+    /// 0, or the spool file and directory are fsynced).
+    pub fn commit(self, envelope: &[u8]) -> QueueOutcome {
+        match self {
+            Open::Failed(why) => QueueOutcome::Temp(why),
+            Open::Spool { writer, error } => match (writer, error) {
+                (_, Some(e)) => spool_error(&e),
+                (None, None) => QueueOutcome::Temp("error=no_writer".into()),
+                (Some(w), None) => match w.commit(envelope) {
+                    Ok(id) => QueueOutcome::Ok(format!("id={id}")),
+                    Err(e) => spool_error(&e),
+                },
+            },
+            Open::Program {
+                mut child,
+                msg,
+                env,
+                ..
+            } => {
+                drop(msg);
+                if let Some(mut f) = env {
+                    let _ = f.write_all(envelope);
+                }
+                match child.wait() {
+                    Ok(st) => exit_outcome(st.code()),
+                    Err(e) => QueueOutcome::Temp(format!("error=wait:{e}")),
+                }
+            }
+        }
+    }
+
+    /// Throw the message away: nothing may reach the queue.
+    pub fn abort(self) {
+        if let Open::Program { mut child, .. } = self {
+            // killed before it ever sees an envelope: it cannot commit
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        // a SpoolWriter dropped uncommitted removes its temp file
+    }
+}
+
+fn spool_error(e: &rgspool::QueueError) -> QueueOutcome {
+    let why = format!("code={} error={}", e.code, e.msg.replace(' ', "_"));
+    if e.is_permanent() {
+        QueueOutcome::Perm(why)
+    } else {
+        QueueOutcome::Temp(why)
+    }
+}
+
+/// qmail-smtpd's mapping: 0 ok, 11-40 permanent, anything else (a signal
+/// too) temporary.
+pub fn exit_outcome(code: Option<i32>) -> QueueOutcome {
+    match code {
+        Some(0) => QueueOutcome::Ok("qmailqueue=0".into()),
+        Some(n) if (11..=40).contains(&n) => QueueOutcome::Perm(format!("qmailqueue={n}")),
+        Some(n) => QueueOutcome::Temp(format!("qmailqueue={n}")),
+        None => QueueOutcome::Temp("qmailqueue=signal".into()),
+    }
+}
