@@ -101,10 +101,20 @@ impl Account {
 
     /// Replace the password (and the CRAM-MD5 keys, or drop them).
     pub fn set_password(&mut self, password: &[u8], with_cram: bool) -> Result<(), String> {
+        self.set_password_rounds(password, with_cram, hash::DEFAULT_ROUNDS)
+    }
+
+    /// [`Account::set_password`] with a chosen SHA-512-crypt cost.
+    pub fn set_password_rounds(
+        &mut self,
+        password: &[u8],
+        with_cram: bool,
+        rounds: usize,
+    ) -> Result<(), String> {
         if password.is_empty() {
             return Err("empty password".into());
         }
-        self.hash = hash::hash_password(password, hash::DEFAULT_ROUNDS)?;
+        self.hash = hash::hash_password(password, rounds)?;
         self.cram = with_cram.then(|| CramKeys::from_password(password));
         Ok(())
     }

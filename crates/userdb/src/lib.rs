@@ -14,7 +14,8 @@ use rgauth::Account;
 use rgcore::Failure;
 
 pub const PROG: &str = "userdb";
-pub const USAGE: &str = "add [-n] [-d home] address | passwd [-n|-c] address | \
+pub const USAGE: &str =
+    "add [-n] [-r rounds] [-d home] address | passwd [-n|-c] [-r rounds] address | \
 disable address | enable address | del address | list [address] | make";
 
 /// Longest password accepted (checkpassword reads at most 512 bytes for
@@ -87,10 +88,12 @@ enum Cmd {
         address: String,
         cram: bool,
         home: Option<String>,
+        rounds: usize,
     },
     Passwd {
         address: String,
         cram: Option<bool>,
+        rounds: usize,
     },
     Enable(String, bool),
     Del(String),
@@ -109,10 +112,12 @@ fn parse(args: &[String]) -> Result<Cmd, Failure> {
         "add" => {
             opts.optflag("n", "", "no CRAM-MD5");
             opts.optopt("d", "", "home directory", "HOME");
+            opts.optopt("r", "", "SHA-512-crypt rounds", "N");
         }
         "passwd" => {
             opts.optflag("n", "", "no CRAM-MD5");
             opts.optflag("c", "", "with CRAM-MD5");
+            opts.optopt("r", "", "SHA-512-crypt rounds", "N");
         }
         _ => {}
     }
@@ -126,11 +131,23 @@ fn parse(args: &[String]) -> Result<Cmd, Failure> {
             _ => Err(usage()),
         }
     };
+    // only for add and passwd: getopts panics on a query for an option
+    // that was not defined
+    let rounds = || match m.opt_str("r") {
+        None => Ok(rgauth::hash::DEFAULT_ROUNDS),
+        Some(r) => match r.parse::<usize>() {
+            Ok(n) if (1000..=999_999_999).contains(&n) => Ok(n),
+            _ => Err(Failure::perm(
+                "unable to accept rounds: need 1000 to 999999999",
+            )),
+        },
+    };
     Ok(match verb.as_str() {
         "add" => Cmd::Add {
             address: address()?,
             cram: !m.opt_present("n"),
             home: m.opt_str("d"),
+            rounds: rounds()?,
         },
         "passwd" => {
             let cram = match (m.opt_present("n"), m.opt_present("c")) {
@@ -142,6 +159,7 @@ fn parse(args: &[String]) -> Result<Cmd, Failure> {
             Cmd::Passwd {
                 address: address()?,
                 cram,
+                rounds: rounds()?,
             }
         }
         "disable" => Cmd::Enable(address()?, false),
@@ -197,6 +215,7 @@ pub fn run(
             address,
             cram,
             home,
+            rounds,
         } => {
             if accounts.iter().any(|a| a.address == address) {
                 return Err(Failure::perm(format!(
@@ -204,16 +223,24 @@ pub fn run(
                 )));
             }
             let password = pw.password()?;
-            let acct = Account::new(&address, &password, cram, home)
+            let mut acct = Account::new(&address, &password, cram, home)
                 .map_err(|e| Failure::perm(format!("unable to add {address}: {e}")))?;
+            if rounds != rgauth::hash::DEFAULT_ROUNDS {
+                acct.set_password_rounds(&password, cram, rounds)
+                    .map_err(|e| Failure::perm(format!("unable to add {address}: {e}")))?;
+            }
             accounts.push(acct);
         }
-        Cmd::Passwd { address, cram } => {
+        Cmd::Passwd {
+            address,
+            cram,
+            rounds,
+        } => {
             let i = position(&accounts, &address)?;
             let password = pw.password()?;
             let acct = &mut accounts[i];
             let cram = cram.unwrap_or(acct.cram.is_some());
-            acct.set_password(&password, cram)
+            acct.set_password_rounds(&password, cram, rounds)
                 .map_err(|e| Failure::perm(format!("unable to set password: {e}")))?;
         }
         Cmd::Enable(address, on) => {
@@ -252,14 +279,24 @@ mod tests {
             Cmd::Add {
                 address: "j@x.org".into(),
                 cram: false,
-                home: Some("/home/j".into())
+                home: Some("/home/j".into()),
+                rounds: rgauth::hash::DEFAULT_ROUNDS,
             }
         );
         assert_eq!(
             parse(&args("passwd -c j@x.org")).unwrap(),
             Cmd::Passwd {
                 address: "j@x.org".into(),
-                cram: Some(true)
+                cram: Some(true),
+                rounds: rgauth::hash::DEFAULT_ROUNDS,
+            }
+        );
+        assert_eq!(
+            parse(&args("passwd -r 5000 j@x.org")).unwrap(),
+            Cmd::Passwd {
+                address: "j@x.org".into(),
+                cram: None,
+                rounds: 5000,
             }
         );
         assert_eq!(parse(&args("list")).unwrap(), Cmd::List(None));
@@ -271,6 +308,8 @@ mod tests {
             "passwd -n -c j@x.org",
             "frob j@x.org",
             "add nodomain",
+            "add -r 999 j@x.org",
+            "add -r x j@x.org",
             "list a b",
             "make x",
             "del -n j@x.org",
