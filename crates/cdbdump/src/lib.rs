@@ -7,7 +7,7 @@
 //! `cdbdump < broken.cdb | cdbmake new.cdb new.tmp` builds nothing.
 #![forbid(unsafe_code)]
 
-use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
 
 use rgcore::diag::describe_io;
 use rgcore::Failure;
@@ -35,22 +35,51 @@ fn u32_at(b: &[u8], i: usize) -> u64 {
     }
 }
 
-/// Copy exactly `len` bytes from `r` to `w`.
-fn copy_exact(r: &mut impl Read, w: &mut impl Write, len: u64) -> Result<(), Failure> {
-    let mut part = r.take(len);
-    let mut buf = [0u8; 8192];
+/// Copy exactly `len` bytes from `r` to `w`, straight out of the read buffer.
+fn copy_exact(r: &mut impl BufRead, w: &mut impl Write, len: u64) -> Result<(), Failure> {
     let mut left = len;
     while left > 0 {
-        let n = match part.read(&mut buf) {
-            Ok(0) => return Err(corrupt("truncated")),
-            Ok(n) => n,
+        let buf = match r.fill_buf() {
+            Ok([]) => return Err(corrupt("truncated")),
+            Ok(buf) => buf,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(read_err(e)),
         };
+        let n = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
         w.write_all(&buf[..n]).map_err(write_err)?;
+        r.consume(n);
         left -= n as u64;
     }
     Ok(())
+}
+
+/// `+klen,dlen:` without the formatting machinery (it is the hot path).
+fn record_head(klen: u64, dlen: u64) -> ([u8; 24], usize) {
+    let mut out = [0u8; 24];
+    out[0] = b'+';
+    let mut n = 1 + decimal(klen, &mut out[1..]);
+    out[n] = b',';
+    n += 1;
+    n += decimal(dlen, &mut out[n..]);
+    out[n] = b':';
+    (out, n + 1)
+}
+
+/// Write `v` (below 2^32) in decimal at the start of `out`; returns its length.
+fn decimal(mut v: u64, out: &mut [u8]) -> usize {
+    let mut digits = [0u8; 10];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    let len = digits.len() - i;
+    out[..len].copy_from_slice(&digits[i..]);
+    len
 }
 
 /// Where the records end and where the last hash table ends, from the header.
@@ -87,7 +116,8 @@ pub fn dump(input: impl Read, output: impl Write) -> Result<u64, Failure> {
         if pos > eod {
             return Err(corrupt("record crosses the end of the records"));
         }
-        write!(w, "+{klen},{dlen}:").map_err(write_err)?;
+        let (head, len) = record_head(klen, dlen);
+        w.write_all(&head[..len]).map_err(write_err)?;
         copy_exact(&mut r, &mut w, klen)?;
         w.write_all(b"->").map_err(write_err)?;
         copy_exact(&mut r, &mut w, dlen)?;
@@ -123,6 +153,14 @@ mod tests {
         let mut out = Vec::new();
         assert_eq!(dump(&db[..], &mut out).unwrap(), 3);
         assert_eq!(out, b"+1,1:a->1\n+0,0:->\n+1,2:a->\n\0\n\n");
+    }
+
+    #[test]
+    fn record_heads() {
+        for (k, d) in [(0, 0), (9, 10), (4294967295, 123456)] {
+            let (h, n) = record_head(k, d);
+            assert_eq!(&h[..n], format!("+{k},{d}:").as_bytes());
+        }
     }
 
     #[test]

@@ -9,6 +9,7 @@
 
 use std::fmt;
 use std::io::{self, BufRead, BufReader, Read};
+use std::ops::Range;
 use std::path::Path;
 
 use rgcdb::AtomicMaker;
@@ -116,6 +117,39 @@ impl<R: BufRead> Input<R> {
     }
 }
 
+/// Decimal digits up to `end` at the start of `b`: (value, bytes used
+/// including `end`). `None` when `end` is missing, a byte is not a digit or
+/// the value overflows; the slow path then reports why.
+fn digits(b: &[u8], end: u8) -> Option<(u32, usize)> {
+    let mut n: u32 = 0;
+    for (i, &c) in b.iter().enumerate() {
+        if c == end {
+            return Some((n, i + 1));
+        }
+        if !c.is_ascii_digit() {
+            return None;
+        }
+        n = n.checked_mul(10)?.checked_add(u32::from(c - b'0'))?;
+    }
+    None
+}
+
+/// A complete, well-formed `+klen,dlen:key->data\n` at the start of `b`:
+/// (its length, the key's range, the data's range). `None` otherwise.
+fn whole_record(b: &[u8]) -> Option<(usize, Range<usize>, Range<usize>)> {
+    let rest = b.strip_prefix(b"+")?;
+    let (klen, used_k) = digits(rest, b',')?;
+    let (dlen, used_d) = digits(rest.get(used_k..)?, b':')?;
+    let kstart = 1 + used_k + used_d;
+    let kend = kstart.checked_add(klen as usize)?;
+    let dstart = kend + 2;
+    let dend = dstart.checked_add(dlen as usize)?;
+    if b.get(kend..dstart)? != b"->" || *b.get(dend)? != b'\n' {
+        return None;
+    }
+    Some((dend + 1, kstart..kend, dstart..dend))
+}
+
 /// An error from [`parse`]: the input's, or the one `add` returned.
 #[derive(Debug)]
 pub enum ParseError<E> {
@@ -136,6 +170,17 @@ where
     let (mut key, mut data) = (Vec::new(), Vec::new());
     let mut n = 0u64;
     loop {
+        // fast path: a whole record in the read buffer is used in place
+        if let Ok(buf) = inp.r.fill_buf() {
+            if let Some((len, k, d)) = whole_record(buf) {
+                add(&buf[k], &buf[d]).map_err(ParseError::Add)?;
+                inp.r.consume(len);
+                inp.at += len as u64;
+                n += 1;
+                continue;
+            }
+        }
+        // slow path: a record across buffer refills, the end, or an error
         let at = inp.at;
         match inp.byte().map_err(ParseError::Input)? {
             b'+' => {}
@@ -218,6 +263,33 @@ mod tests {
         assert_eq!(records(b"\n").unwrap(), vec![]);
         // djb's cdbmake reads missing digits as 0
         assert_eq!(records(b"+,:->\n\n").unwrap(), vec![(vec![], vec![])]);
+    }
+
+    #[test]
+    fn records_across_buffer_refills() {
+        let mut input = Vec::new();
+        let mut want = Vec::new();
+        for i in 0..500usize {
+            let k = format!("key{i}").into_bytes();
+            let d = vec![b'x'; i % 37];
+            input.extend_from_slice(format!("+{},{}:", k.len(), d.len()).as_bytes());
+            input.extend_from_slice(&k);
+            input.extend_from_slice(b"->");
+            input.extend_from_slice(&d);
+            input.push(b'\n');
+            want.push((k, d));
+        }
+        input.push(b'\n');
+        for cap in [1, 2, 3, 7, 16, 64, 1000] {
+            let mut got = Vec::new();
+            let r = BufReader::with_capacity(cap, &input[..]);
+            parse(r, |k, d| {
+                got.push((k.to_vec(), d.to_vec()));
+                Ok::<(), ()>(())
+            })
+            .unwrap();
+            assert_eq!(got, want, "buffer {cap}");
+        }
     }
 
     #[test]

@@ -43,8 +43,10 @@ impl<W: Write + Seek> Maker<W> {
             .and_then(|p| p.checked_add(klen))
             .and_then(|p| p.checked_add(dlen))
             .ok_or_else(too_big)?;
-        self.out.write_all(&klen.to_le_bytes())?;
-        self.out.write_all(&dlen.to_le_bytes())?;
+        let mut head = [0u8; 8];
+        head[..4].copy_from_slice(&klen.to_le_bytes());
+        head[4..].copy_from_slice(&dlen.to_le_bytes());
+        self.out.write_all(&head)?;
         self.out.write_all(key)?;
         self.out.write_all(data)?;
         self.entries.push((hash(key), self.pos));
@@ -81,6 +83,7 @@ impl<W: Write + Seek> Maker<W> {
         }
         let mut header = [0u8; 2048];
         let mut table: Vec<(u32, u32)> = Vec::new();
+        let mut bytes: Vec<u8> = Vec::new();
         for t in 0..256 {
             let n = count[t] as usize;
             let slots = n * 2;
@@ -98,12 +101,14 @@ impl<W: Write + Seek> Maker<W> {
                 }
                 table[s] = (h, p);
             }
+            bytes.clear();
             for &(h, p) in &table {
-                self.out.write_all(&h.to_le_bytes())?;
-                self.out.write_all(&p.to_le_bytes())?;
+                bytes.extend_from_slice(&h.to_le_bytes());
+                bytes.extend_from_slice(&p.to_le_bytes());
             }
-            let bytes = u32::try_from(slots * 8).map_err(|_| too_big())?;
-            self.pos = self.pos.checked_add(bytes).ok_or_else(too_big)?;
+            self.out.write_all(&bytes)?;
+            let size = u32::try_from(bytes.len()).map_err(|_| too_big())?;
+            self.pos = self.pos.checked_add(size).ok_or_else(too_big)?;
         }
         self.out.seek(SeekFrom::Start(0))?;
         self.out.write_all(&header)?;

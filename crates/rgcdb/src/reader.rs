@@ -91,6 +91,27 @@ impl Cdb<Vec<u8>> {
     }
 }
 
+/// Slots read per `pread` when the database is not in memory.
+const SLOT_CHUNK: usize = 8;
+/// Data bytes read along with a record's header and key (pread mode).
+const RECORD_READAHEAD: usize = 120;
+
+struct SlotChunk {
+    bytes: [u8; SLOT_CHUNK * 8],
+    next: usize,
+    len: usize,
+}
+
+impl Default for SlotChunk {
+    fn default() -> Self {
+        SlotChunk {
+            bytes: [0; SLOT_CHUNK * 8],
+            next: 0,
+            len: 0,
+        }
+    }
+}
+
 fn u32_at(b: &[u8], i: usize) -> u32 {
     u32::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]])
 }
@@ -153,53 +174,100 @@ impl<S: Source> Cdb<S> {
             return Err(corrupt("hash table out of range"));
         }
         let mut slot = u64::from(h >> 8) % slots;
-        let mut buf = Vec::new();
+        let mut chunk = SlotChunk::default();
+        let mut rec = Vec::new();
         for _ in 0..slots {
-            let mut s = [0u8; 8];
-            self.src.read_exact_at(&mut s, tpos + slot * 8)?;
-            let (sh, rpos) = (u32_at(&s, 0), u64::from(u32_at(&s, 4)));
+            let (sh, rpos) = self.slot_at(tpos, slots, slot, &mut chunk)?;
             if rpos == 0 {
                 return Ok(());
             }
-            if sh == h {
-                let mut rh = [0u8; 8];
-                self.src.read_exact_at(&mut rh, rpos)?;
-                let (klen, dlen) = (u32_at(&rh, 0) as usize, u32_at(&rh, 4) as usize);
-                if klen == key.len() {
-                    let kpos = rpos + 8;
-                    let dpos = kpos + klen as u64;
-                    if self.key_at(kpos, key, &mut buf)? {
-                        let go_on = match self.src.slice(dpos, dlen) {
-                            Some(d) => f(d),
-                            None => {
-                                check_len(dpos, dlen, self.src.size())?;
-                                buf.resize(dlen, 0);
-                                self.src.read_exact_at(&mut buf, dpos)?;
-                                f(&buf)
-                            }
-                        };
-                        if !go_on {
-                            return Ok(());
-                        }
-                    }
-                }
+            if sh == h && !self.record_at(rpos, key, &mut rec, &mut f)? {
+                return Ok(());
             }
             slot += 1;
             if slot == slots {
                 slot = 0;
+                chunk = SlotChunk::default();
             }
         }
         Ok(())
     }
 
-    fn key_at(&self, pos: u64, key: &[u8], buf: &mut Vec<u8>) -> io::Result<bool> {
-        if let Some(k) = self.src.slice(pos, key.len()) {
-            return Ok(k == key);
+    /// Slot `slot` of the table at `tpos`: (hash, record position). Without
+    /// the bytes in memory, slots are read [`SLOT_CHUNK`] at a time, so a
+    /// probe sequence usually costs one `pread`.
+    fn slot_at(
+        &self,
+        tpos: u64,
+        slots: u64,
+        slot: u64,
+        chunk: &mut SlotChunk,
+    ) -> io::Result<(u32, u64)> {
+        let pos = tpos + slot * 8;
+        if let Some(s) = self.src.slice(pos, 8) {
+            return Ok((u32_at(s, 0), u64::from(u32_at(s, 4))));
         }
-        check_len(pos, key.len(), self.src.size())?;
-        buf.resize(key.len(), 0);
-        self.src.read_exact_at(buf, pos)?;
-        Ok(buf[..] == *key)
+        if chunk.next == chunk.len {
+            let n = SLOT_CHUNK.min((slots - slot) as usize);
+            self.src.read_exact_at(&mut chunk.bytes[..n * 8], pos)?;
+            (chunk.next, chunk.len) = (0, n);
+        }
+        let i = chunk.next * 8;
+        chunk.next += 1;
+        let b = &chunk.bytes[..];
+        Ok((u32_at(b, i), u64::from(u32_at(b, i + 4))))
+    }
+
+    /// Check the record at `rpos` against `key` and, if it matches, call `f`
+    /// with its data. Returns false when `f` asked to stop. Without the bytes
+    /// in memory, header, key and a short data field come in one `pread`.
+    fn record_at(
+        &self,
+        rpos: u64,
+        key: &[u8],
+        buf: &mut Vec<u8>,
+        f: &mut impl FnMut(&[u8]) -> bool,
+    ) -> io::Result<bool> {
+        let size = self.src.size();
+        if let Some(rh) = self.src.slice(rpos, 8) {
+            let (klen, dlen) = (u32_at(rh, 0) as usize, u32_at(rh, 4) as usize);
+            if klen != key.len() {
+                return Ok(true);
+            }
+            let kpos = rpos + 8;
+            let k = self.src.slice(kpos, klen);
+            check_len(kpos, klen, size)?;
+            if k != Some(key) {
+                return Ok(true);
+            }
+            let d = self.src.slice(kpos + klen as u64, dlen);
+            check_len(kpos + klen as u64, dlen, size)?;
+            return Ok(d.is_none_or(f));
+        }
+        let want = (8 + key.len() + RECORD_READAHEAD) as u64;
+        let have = size.saturating_sub(rpos).min(want) as usize;
+        if have < 8 {
+            return Err(corrupt("record out of range"));
+        }
+        buf.resize(have, 0);
+        self.src.read_exact_at(buf, rpos)?;
+        let (klen, dlen) = (u32_at(buf, 0) as usize, u32_at(buf, 4) as usize);
+        if klen != key.len() {
+            return Ok(true);
+        }
+        let kpos = rpos + 8;
+        check_len(kpos, klen, size)?;
+        if buf.get(8..8 + klen) != Some(key) {
+            return Ok(true);
+        }
+        let dpos = kpos + klen as u64;
+        check_len(dpos, dlen, size)?;
+        if let Some(d) = buf.get(8 + klen..8 + klen + dlen) {
+            return Ok(f(d));
+        }
+        buf.resize(dlen, 0);
+        self.src.read_exact_at(buf, dpos)?;
+        Ok(f(buf))
     }
 
     /// Every record in file order.
@@ -268,5 +336,98 @@ impl<S: Source> Iter<'_, S> {
         src.read_exact_at(&mut data, kpos + klen)?;
         self.pos = kpos + klen + dlen;
         Ok((key, data))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Maker;
+    use std::io::Cursor;
+
+    /// Bytes in memory that refuse `slice`, so lookups take the pread path.
+    struct NoSlice(Vec<u8>);
+
+    impl Source for NoSlice {
+        fn read_exact_at(&self, buf: &mut [u8], pos: u64) -> io::Result<()> {
+            self.0.read_exact_at(buf, pos)
+        }
+        fn size(&self) -> u64 {
+            self.0.len() as u64
+        }
+    }
+
+    fn build(recs: &[(Vec<u8>, Vec<u8>)]) -> Vec<u8> {
+        let mut m = Maker::new(Cursor::new(Vec::new())).unwrap();
+        for (k, d) in recs {
+            m.add(k, d).unwrap();
+        }
+        m.finish().unwrap().into_inner()
+    }
+
+    fn records() -> Vec<(Vec<u8>, Vec<u8>)> {
+        let mut recs = Vec::new();
+        for i in 0..3000u32 {
+            let k = format!("key{i}").into_bytes();
+            // short data, data just past the read-ahead, long data
+            let d = vec![i as u8; [0, 5, 119, 120, 121, 500][i as usize % 6]];
+            recs.push((k, d));
+        }
+        recs.push((b"dup".to_vec(), b"1".to_vec()));
+        recs.push((b"dup".to_vec(), vec![b'2'; 300]));
+        recs
+    }
+
+    #[test]
+    fn pread_path_agrees_with_memory_path() {
+        let recs = records();
+        let bytes = build(&recs);
+        let mem = Cdb::new(bytes.clone()).unwrap();
+        let file = Cdb::new(NoSlice(bytes)).unwrap();
+        for (k, _) in &recs {
+            assert_eq!(mem.get_all(k).unwrap(), file.get_all(k).unwrap());
+        }
+        assert_eq!(file.get_all(b"dup").unwrap().len(), 2);
+        for k in [&b"absent"[..], b"", b"key99999"] {
+            assert_eq!(file.get(k).unwrap(), None);
+            assert_eq!(mem.get(k).unwrap(), None);
+        }
+    }
+
+    #[test]
+    fn pread_path_real_file() {
+        let recs = records();
+        let path = std::env::temp_dir().join(format!("rgcdb-pread-{}", std::process::id()));
+        std::fs::write(&path, build(&recs)).unwrap();
+        let db = Cdb::open(&path).unwrap();
+        for (k, d) in recs.iter().step_by(7) {
+            assert_eq!(db.get(k).unwrap().as_ref(), Some(d));
+        }
+        std::fs::remove_file(&path).unwrap();
+    }
+
+    #[test]
+    fn corrupt_never_panics_on_either_path() {
+        let recs: Vec<_> = records().into_iter().step_by(300).collect();
+        let good = build(&recs);
+        for i in (0..good.len()).step_by(3) {
+            let mut b = good.clone();
+            b[i] ^= 0xa5;
+            let (mem, file) = (Cdb::new(b.clone()).unwrap(), Cdb::new(NoSlice(b)).unwrap());
+            for (k, _) in &recs {
+                let (x, y) = (mem.get(k), file.get(k));
+                assert_eq!(x.is_ok(), y.is_ok(), "byte {i}");
+                if let (Ok(x), Ok(y)) = (x, y) {
+                    assert_eq!(x, y);
+                }
+            }
+        }
+        for cut in (0..good.len()).step_by(5) {
+            if let Ok(db) = Cdb::new(NoSlice(good[..cut].to_vec())) {
+                for (k, _) in &recs {
+                    let _ = db.get(k);
+                }
+            }
+        }
     }
 }
