@@ -16,6 +16,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use ipnet::IpNet;
 use rgcdb::AtomicMaker;
 use rgcore::ip::{canonical, parse_rule_net};
 use rgcore::Failure;
@@ -56,7 +57,7 @@ pub fn lines(bytes: &[u8]) -> impl Iterator<Item = (usize, &[u8])> + '_ {
 
 /// Split a relayclients line into (key, value) and canonicalise the key:
 /// `a.b.c.d` and IPv6 addresses as `rgcore::ip::canonical` prints them
-/// (mapped IPv4 folded), octet prefixes `a.b.c.` as written, CIDR as
+/// (mapped IPv4 folded), octet prefixes as `a.b.c.` (no leading zeros), CIDR as
 /// `network/len` with the host bits cleared. The value follows the first `:`
 /// after the address (after the `/len` for CIDR); an IPv6 address without
 /// `/len` takes no value (all its colons belong to it).
@@ -89,9 +90,10 @@ fn split_value(text: &str) -> Result<(&str, &str), String> {
 /// The canonical key of a relayclients address (see [`relay_entry`]).
 pub fn relay_key(addr: &str) -> Option<String> {
     let net = parse_rule_net(addr)?;
-    if addr.ends_with('.') {
-        // octet prefix: parse_rule_net checked it; keep tcprules' form
-        return Some(addr.to_string());
+    if let (true, IpNet::V4(v4)) = (addr.ends_with('.'), net) {
+        // octet prefix: tcprules' form, without leading zeros
+        let octets = &v4.network().octets()[..usize::from(v4.prefix_len() / 8)];
+        return Some(octets.iter().map(|o| format!("{o}.")).collect());
     }
     if addr.contains('/') {
         return Some(format!("{}/{}", canonical(net.network()), net.prefix_len()));
@@ -190,7 +192,7 @@ mod tests {
         let text = "\
 # relay clients
 192.0.2.7
-10.1.1.
+10.01.001.
 10.1.1.0/24:VALUE
 192.0.2.9:+tag
 10.2.3.4/8
