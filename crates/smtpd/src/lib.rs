@@ -284,14 +284,13 @@ impl Driver<'_> {
     }
 
     fn stream_message(&mut self) {
+        // before MessageBegin is handled the bytes wait in the session
+        let Some(q) = &mut self.queue else { return };
         let msg = self.session.message_out();
-        if msg.is_empty() {
-            return;
-        }
-        if let Some(q) = &mut self.queue {
+        if !msg.is_empty() {
             q.write(msg);
+            msg.clear();
         }
-        msg.clear();
     }
 
     fn check_password(&mut self, user: &[u8], secret: &[u8], extra: &[u8]) {

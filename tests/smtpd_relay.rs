@@ -1,0 +1,355 @@
+//! smtpd end to end: the relay families of relay-cases.md against the real
+//! chain (tcpserver + smtpd + embedded spool), judged by the replies AND by
+//! the envelopes that reached the queue. Clients are 127.0.0.x addresses.
+
+#[path = "smtpd_support/mod.rs"]
+mod support;
+
+use relaygate::need;
+use support::*;
+
+/// One transaction from `src`: EHLO `helo`, MAIL `mail`, each RCPT, then a
+/// message if any RCPT was accepted. Returns the RCPT replies.
+fn transaction(mx: &Mx, src: &str, helo: &str, mail: &str, rcpts: &[&str]) -> Vec<String> {
+    let mut c = mx.client(src);
+    let r = c.cmd(&format!("EHLO {helo}"));
+    assert!(r.starts_with("250"), "EHLO: {r}");
+    let r = c.cmd(&format!("MAIL FROM:{mail}"));
+    let mut replies = Vec::new();
+    if !r.starts_with("250") {
+        replies.push(r);
+        return replies;
+    }
+    let mut any = false;
+    for rc in rcpts {
+        let r = c.cmd(&format!("RCPT TO:{rc}"));
+        any |= r.starts_with("250");
+        replies.push(r);
+    }
+    if any {
+        let r = c.data("Subject: test\r\n\r\nbody");
+        assert!(r.starts_with("250"), "end of data: {r}");
+    }
+    c.cmd("QUIT");
+    replies
+}
+
+fn refused(mx: &Mx, src: &str, mail: &str, rcpt: &str) {
+    let r = transaction(mx, src, "client.test", mail, &[rcpt]);
+    assert!(
+        r.iter().all(|x| x.starts_with('5')),
+        "relay trick from {src} MAIL {mail} RCPT {rcpt} was not refused: {r:?}"
+    );
+}
+
+fn accepted(mx: &Mx, src: &str, mail: &str, rcpt: &str) {
+    let r = transaction(mx, src, "client.test", mail, &[rcpt]);
+    assert!(
+        r.len() == 1 && r[0].starts_with("250"),
+        "MAIL {mail} RCPT {rcpt} from {src} should be accepted: {r:?}"
+    );
+}
+
+fn prepared() -> Option<Mx> {
+    if !need("tcpserver") {
+        return None;
+    }
+    Some(Mx::start(Setup::default()))
+}
+
+#[test]
+fn family1_plain_third_party_relay_whatever_the_sender() {
+    let Some(mx) = prepared() else { return };
+    for sender in [
+        "<x@victim.test>",
+        "<>",
+        "<x>",
+        "<postmaster@example.org>",
+        "<x@mx.example.org>",
+        "<x@[127.0.0.1]>",
+        "<x@example.org> AUTH=<x@example.org>",
+    ] {
+        refused(&mx, "127.0.0.5", sender, "<nobody@victim.test>");
+    }
+    assert!(mx.queued().is_empty());
+    let log = mx.log_with("rule=norelay");
+    assert!(log.contains("rcpt=<nobody@victim.test> verdict=refused rule=norelay"), "{log}");
+}
+
+#[test]
+fn family2_hidden_routing_in_the_local_part() {
+    let Some(mx) = prepared() else { return };
+    for rcpt in [
+        "<\"nobody@victim.test\">",
+        "<\"nobody@victim.test\"@example.org>",
+        "<nobody%victim.test@example.org>",
+        "<nobody%victim.test@[127.0.0.1]>",
+        "<nobody@victim.test@example.org>",
+        "<victim.test!nobody>",
+        "<victim.test!nobody@example.org>",
+        "<nobody\\@victim.test@example.org>",
+        "<\"nobody%victim.test\"@example.org>",
+        "<nobody%victim.test@backup.example.net>",
+        "<\"nobody@victim.test\"@backup.example.net>",
+        "<victim.test!nobody@backup.example.net>",
+    ] {
+        refused(&mx, "127.0.0.5", "<a@sender.test>", rcpt);
+    }
+    assert!(mx.queued().is_empty(), "{:?}", mx.queued_rcpts());
+}
+
+#[test]
+fn family3_source_routes_final_mailbox_decides() {
+    let Some(mx) = prepared() else { return };
+    refused(&mx, "127.0.0.5", "<a@s.test>", "<@example.org:nobody@victim.test>");
+    refused(&mx, "127.0.0.5", "<a@s.test>", "<@mx.example.org,@example.org:nobody@victim.test>");
+    accepted(&mx, "127.0.0.5", "<a@s.test>", "<@victim.test:nobody@example.org>");
+    assert_eq!(mx.queued_rcpts(), ["nobody@example.org"]);
+}
+
+#[test]
+fn family4_domain_literals() {
+    let Some(mx) = prepared() else { return };
+    for rcpt in [
+        "<nobody@[192.0.2.1]>",
+        "<nobody@[IPv6:2001:db8::1]>",
+        "<nobody@[127.0.0.256]>",
+        "<nobody@[127.1]>",
+        "<nobody@[0x7f.0.0.1]>",
+        "<nobody@[127.0.0.1.]>",
+        "<nobody@[127.0.0.1]victim.test>",
+        "<nobody@[]>",
+        "<nobody@[127.0.0.1>",
+    ] {
+        refused(&mx, "127.0.0.5", "<a@s.test>", rcpt);
+    }
+    assert!(mx.queued().is_empty(), "{:?}", mx.queued_rcpts());
+    // our own address means localiphost (= me, a subdomain of example.org)
+    accepted(&mx, "127.0.0.5", "<a@s.test>", "<postmaster@[127.0.0.1]>");
+    assert_eq!(mx.queued_rcpts(), ["postmaster@[127.0.0.1]"]);
+}
+
+#[test]
+fn family5_spelling() {
+    let Some(mx) = prepared() else { return };
+    for rcpt in [
+        "<x@victim.test.>",
+        "<x@VICTIM.TEST>",
+        " <x@victim.test>",
+        "x@victim.test",
+        "< x@victim.test >",
+        "<x@victim.test (comment)>",
+        "<(comment)x@victim.test>",
+        "<x@example.org> <y@victim.test>",
+        "<x@example.org>,<y@victim.test>",
+        "<x@example.org <y@victim.test>>",
+        "<x@evilexample.org>",
+        "<x@example.org.victim.test>",
+        "<x@sub.backup.example.net>",
+        "<@example.org>",
+        "<x@>",
+        "<@>",
+        "<x@.example.org>",
+        "<x@example..org>",
+    ] {
+        refused(&mx, "127.0.0.5", "<a@s.test>", rcpt);
+    }
+    let long_local = format!("<{}@example.org>", "a".repeat(65));
+    refused(&mx, "127.0.0.5", "<a@s.test>", &long_local);
+    let long_domain = format!("<a@{}.example.org>", "b".repeat(250));
+    refused(&mx, "127.0.0.5", "<a@s.test>", &long_domain);
+    assert!(mx.queued().is_empty(), "{:?}", mx.queued_rcpts());
+
+    // raw bytes: 8-bit, NUL, bare CR inside a command line
+    let mut c = mx.client("127.0.0.5");
+    c.cmd("EHLO c");
+    assert!(c.cmd("MAIL FROM:<a@s.test>").starts_with("250"));
+    c.send(b"RCPT TO:<x\xe9@example.org>\r\n");
+    assert!(c.reply().starts_with('5'));
+    c.send(b"RCPT TO:<x@victim.test\0@example.org>\r\n");
+    assert!(c.reply().starts_with("501"));
+    c.send(b"RCPT TO:<x@victim.test>\rRCPT TO:<y@example.org>\r\n");
+    assert!(c.reply().starts_with("501"));
+    assert!(c.cmd("DATA").starts_with("503"));
+    c.cmd("QUIT");
+
+    // positive spellings: accepted, and queued exactly as written
+    for (rcpt, queued) in [
+        ("<X@EXAMPLE.ORG>", "X@EXAMPLE.ORG"),
+        ("<x@example.org.>", "x@example.org"),
+        (" <y@example.org>", "y@example.org"),
+        ("z@example.org", "z@example.org"),
+        ("<w@Backup.Example.NET>", "w@Backup.Example.NET"),
+        ("<a@sub.example.org>", "a@sub.example.org"),
+        ("<PostMaster>", "postmaster"),
+    ] {
+        let before = mx.queued_rcpts().len();
+        accepted(&mx, "127.0.0.5", "<>", rcpt);
+        let all = mx.queued_rcpts();
+        assert_eq!(all.len(), before + 1);
+        assert!(all.contains(&queued.to_string()), "{rcpt}: {all:?}");
+    }
+    // lower-case verbs
+    let mut c = mx.client("127.0.0.5");
+    assert!(c.cmd("ehlo c").starts_with("250"));
+    assert!(c.cmd("mail from:<a@s.test>").starts_with("250"));
+    assert!(c.cmd("rcpt to:<x@victim.test>").starts_with("553"));
+    assert!(c.cmd("rcpt to:<lower@example.org>").starts_with("250"));
+    c.cmd("QUIT");
+    mx.assert_no_foreign();
+}
+
+#[test]
+fn family6_client_identity_grants_nothing() {
+    let Some(mx) = prepared() else { return };
+    for helo in ["mx.example.org", "localhost", "[127.0.0.1]", "example.org"] {
+        let r = transaction(&mx, "127.0.0.5", helo, "<a@s.test>", &["<n@victim.test>"]);
+        assert!(r[0].starts_with("553"), "HELO {helo}: {r:?}");
+    }
+    let mut c = mx.client("127.0.0.5");
+    assert!(c.cmd("XCLIENT ADDR=127.0.0.1 NAME=localhost").starts_with("502"));
+    c.cmd("EHLO c");
+    c.cmd("MAIL FROM:<a@s.test>");
+    assert!(c.cmd("RCPT TO:<n@victim.test>").starts_with("553"));
+    c.cmd("QUIT");
+    let mut c = mx.client("127.0.0.5");
+    assert!(c
+        .cmd("PROXY TCP4 127.0.0.1 127.0.0.1 1234 25")
+        .starts_with("502"));
+    c.cmd("EHLO c");
+    c.cmd("MAIL FROM:<a@s.test>");
+    assert!(c.cmd("RCPT TO:<n@victim.test>").starts_with("553"));
+    c.cmd("QUIT");
+    // a header claiming a trusted origin grants nothing either
+    let mut c = mx.client("127.0.0.5");
+    c.cmd("EHLO c");
+    c.cmd("MAIL FROM:<a@s.test>");
+    assert!(c.cmd("RCPT TO:<ok@example.org>").starts_with("250"));
+    let r = c.data("Received: from localhost by mx.example.org\r\nX-Relay: yes\r\n\r\nx");
+    assert!(r.starts_with("250"));
+    c.cmd("QUIT");
+    assert_eq!(mx.queued_rcpts(), ["ok@example.org"]);
+}
+
+#[test]
+fn family8_relay_table() {
+    if !need("tcpserver") {
+        return;
+    }
+    let relaydir = relaygate::TempDir::new("smtpd-relaydir");
+    let mut setup = Setup::default().env("RELAYDIR", relaydir.path().to_str().unwrap());
+    setup.before = vec!["relaycheck".into()];
+    let mx = Mx::start(setup);
+    // an entry for another IP
+    relaydir.write("127.0.0.8", "");
+    refused(&mx, "127.0.0.5", "<a@s.test>", "<n@victim.test>");
+    // an expired entry for this IP
+    relaydir.write("127.0.0.5", "");
+    let st = std::process::Command::new("touch")
+        .args(["-d", "3 hours ago"])
+        .arg(relaydir.join("127.0.0.5"))
+        .status()
+        .unwrap();
+    assert!(st.success());
+    refused(&mx, "127.0.0.5", "<a@s.test>", "<n@victim.test>");
+    // a temp file being written is no entry
+    relaydir.write("127.0.0.6.tmp.123", "");
+    refused(&mx, "127.0.0.6", "<a@s.test>", "<n@victim.test>");
+    assert!(mx.queued().is_empty());
+    // positive control: a fresh entry for the client's own IP
+    relaydir.write("127.0.0.8", "USER=u@example.org\n");
+    accepted(&mx, "127.0.0.8", "<u@example.org>", "<n@victim.test>");
+    assert_eq!(mx.queued_rcpts(), ["n@victim.test"]);
+    let log = mx.log_with("rule=relayclient-env");
+    assert!(log.contains("rcpt=<n@victim.test> verdict=accepted rule=relayclient-env"), "{log}");
+}
+
+#[test]
+fn family9_configuration_fails_closed() {
+    if !need("tcpserver") {
+        return;
+    }
+    // no rcpthosts: accept for no domain
+    let mx = Mx::start(Setup {
+        no_rcpthosts: true,
+        ..Setup::default()
+    });
+    refused(&mx, "127.0.0.5", "<a@s.test>", "<x@example.org>");
+    refused(&mx, "127.0.0.5", "<a@s.test>", "<x@victim.test>");
+    assert!(mx.queued().is_empty());
+    drop(mx);
+
+    // unreadable rcpthosts: temporary failure, never "absent"
+    let mx = Mx::start(Setup {
+        no_rcpthosts: true,
+        ..Setup::default()
+    });
+    std::fs::create_dir_all(mx.control.join("rcpthosts")).unwrap();
+    let mut c = mx.client("127.0.0.5");
+    c.cmd("EHLO c");
+    c.cmd("MAIL FROM:<a@s.test>");
+    let r = c.cmd("RCPT TO:<x@victim.test>");
+    assert!(r.starts_with("421 4.3.0"), "{r}");
+    assert!(c.closed());
+    assert!(mx.queued().is_empty());
+    drop(mx);
+
+    // a network rule that looks like it matches but does not
+    let mx = Mx::start(Setup::default().control("relayclients", "127.0.1.0/24\n"));
+    refused(&mx, "127.0.10.5", "<a@s.test>", "<x@victim.test>");
+    assert!(mx.queued().is_empty());
+    accepted(&mx, "127.0.1.5", "<a@s.test>", "<x@victim.test>");
+    assert_eq!(mx.queued_rcpts(), ["x@victim.test"]);
+}
+
+#[test]
+fn positive_relayclient_from_tcprules_with_value_appended() {
+    if !need("tcpserver") {
+        return;
+    }
+    let mx = Mx::start(Setup::default().rules(
+        "127.0.0.7:allow,RELAYCLIENT=\"\"\n127.0.0.9:allow,RELAYCLIENT=\"-relay\"\n:allow\n",
+    ));
+    accepted(&mx, "127.0.0.7", "<a@s.test>", "<n@victim.test>");
+    accepted(&mx, "127.0.0.9", "<a@s.test>", "<n@victim.test>");
+    refused(&mx, "127.0.0.5", "<a@s.test>", "<n@victim.test>");
+    let mut r = mx.queued_rcpts();
+    r.sort();
+    assert_eq!(r, ["n@victim.test", "n@victim.test-relay"]);
+}
+
+#[test]
+fn positive_relaymailfrom_holds_for_this_transaction_only() {
+    if !need("tcpserver") {
+        return;
+    }
+    let mx = Mx::start(Setup::default().control("relaymailfrom", "trusted@partner.test\n"));
+    let mut c = mx.client("127.0.0.5");
+    c.cmd("EHLO c");
+    assert!(c.cmd("MAIL FROM:<trusted@partner.test>").starts_with("250"));
+    assert!(c.cmd("RCPT TO:<n@victim.test>").starts_with("250"));
+    assert!(c.data("Subject: a\r\n\r\nb").starts_with("250"));
+    assert!(c.cmd("MAIL FROM:<other@partner.test>").starts_with("250"));
+    assert!(c.cmd("RCPT TO:<n2@victim.test>").starts_with("553"));
+    c.cmd("QUIT");
+    assert_eq!(mx.queued_rcpts(), ["n@victim.test"]);
+    assert!(mx
+        .log_with("rule=relaymailfrom")
+        .contains("verdict=accepted rule=relaymailfrom"));
+}
+
+#[test]
+fn positive_local_mail_from_anyone_and_100_recipients() {
+    let Some(mx) = prepared() else { return };
+    let rcpts: Vec<String> = (0..100).map(|i| format!("<u{i}@example.org>")).collect();
+    let refs: Vec<&str> = rcpts.iter().map(String::as_str).collect();
+    let r = transaction(&mx, "127.0.0.5", "c", "<>", &refs);
+    assert!(r.iter().all(|x| x.starts_with("250")), "{r:?}");
+    let q = mx.queued();
+    assert_eq!(q.len(), 1);
+    assert_eq!(q[0].recipients.len(), 100);
+    assert_eq!(q[0].sender, b"");
+    let m = String::from_utf8_lossy(&q[0].message);
+    assert!(m.starts_with("Received: from c (unknown [127.0.0.5])\n  by mx.example.org"), "{m}");
+    assert!(m.ends_with("\nSubject: test\n\nbody\n"), "{m}");
+}

@@ -1,0 +1,320 @@
+//! Shared by tests/smtpd_*.rs: a running tcpserver + smtpd on loopback with
+//! its own control directory and spool, a small raw SMTP client, and the
+//! queue inspection every relay test ends with.
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use relaygate::{bin, connect_from, free_port, have, wait_port, Server, TempDir};
+
+/// LOCAL, BACKUP and ME of relay-cases.md.
+pub const LOCAL: &str = "example.org";
+pub const BACKUP: &str = "backup.example.net";
+pub const ME: &str = "mx.example.org";
+
+/// Which tcpserver runs smtpd.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Supervisor {
+    /// ucspi-tcp's /usr/bin/tcpserver with a cdb from its tcprules.
+    Ucspi,
+    /// ours (target dir), with a cdb from our tcprules.
+    Ours,
+}
+
+/// How to start one server.
+pub struct Setup {
+    /// tcp.smtp rules (compiled with tcprules).
+    pub rules: String,
+    /// Extra control files (name, content); `me`, `rcpthosts` and
+    /// `morercpthosts.cdb` are there unless replaced.
+    pub controls: Vec<(String, String)>,
+    /// Environment for smtpd (besides CONTROLDIR and SPOOLDIR).
+    pub env: Vec<(String, String)>,
+    /// smtpd's argv (a checkpassword program).
+    pub args: Vec<String>,
+    /// Programs chain-loaded before smtpd (e.g. relaycheck).
+    pub before: Vec<String>,
+    pub supervisor: Supervisor,
+    /// Leave rcpthosts out.
+    pub no_rcpthosts: bool,
+}
+
+impl Default for Setup {
+    fn default() -> Self {
+        Setup {
+            rules: ":allow\n".into(),
+            controls: Vec::new(),
+            env: Vec::new(),
+            args: Vec::new(),
+            before: Vec::new(),
+            supervisor: if have("tcpserver") && have("tcprules") {
+                Supervisor::Ucspi
+            } else {
+                Supervisor::Ours
+            },
+            no_rcpthosts: false,
+        }
+    }
+}
+
+impl Setup {
+    pub fn control(mut self, name: &str, content: &str) -> Self {
+        self.controls.push((name.into(), content.into()));
+        self
+    }
+    pub fn env(mut self, k: &str, v: &str) -> Self {
+        self.env.push((k.into(), v.into()));
+        self
+    }
+    pub fn rules(mut self, r: &str) -> Self {
+        self.rules = r.into();
+        self
+    }
+}
+
+/// A running tcpserver + smtpd.
+pub struct Mx {
+    pub dir: TempDir,
+    pub server: Server,
+    pub addr: String,
+    pub spool: PathBuf,
+    pub control: PathBuf,
+}
+
+fn tool(sup: Supervisor, name: &str) -> PathBuf {
+    match sup {
+        Supervisor::Ucspi => PathBuf::from(format!("/usr/bin/{name}")),
+        Supervisor::Ours => bin(name),
+    }
+}
+
+/// Build `dir/morercpthosts.cdb` (key: domain, empty data) as mkcdb does.
+fn morercpthosts(dir: &Path, domains: &[&str]) {
+    let mut m = rgcdb::AtomicMaker::create(
+        &dir.join("morercpthosts.cdb"),
+        Some(&dir.join("morercpthosts.tmp")),
+    )
+    .expect("create morercpthosts.cdb");
+    for d in domains {
+        m.add(d.as_bytes(), b"").expect("add");
+    }
+    m.commit().expect("commit morercpthosts.cdb");
+}
+
+impl Mx {
+    pub fn start(setup: Setup) -> Mx {
+        let dir = TempDir::new("smtpd");
+        let control = dir.join("control");
+        let spool = dir.join("spool");
+        std::fs::create_dir_all(&control).unwrap();
+        std::fs::create_dir_all(spool.join("tmp")).unwrap();
+        std::fs::create_dir_all(spool.join("new")).unwrap();
+        dir.write("control/me", format!("{ME}\n"));
+        if !setup.no_rcpthosts {
+            dir.write("control/rcpthosts", format!("{LOCAL}\n.{LOCAL}\n"));
+        }
+        morercpthosts(&control, &[BACKUP]);
+        for (name, content) in &setup.controls {
+            dir.write(format!("control/{name}"), content);
+        }
+        dir.write("control/tcp.smtp", &setup.rules);
+        let tcprules = tool(setup.supervisor, "tcprules");
+        let out = Command::new(&tcprules)
+            .arg(control.join("tcp.smtp.cdb"))
+            .arg(control.join("tcp.smtp.tmp"))
+            .stdin(std::fs::File::open(control.join("tcp.smtp")).unwrap())
+            .output()
+            .expect("run tcprules");
+        assert!(out.status.success(), "tcprules: {:?}", out);
+        let port = free_port();
+        let addr = format!("127.0.0.1:{port}");
+        let mut cmd = Command::new(tool(setup.supervisor, "tcpserver"));
+        cmd.arg("-R")
+            .arg("-H")
+            .arg("-l")
+            .arg("0")
+            .arg("-v")
+            .arg("-x")
+            .arg(control.join("tcp.smtp.cdb"))
+            .arg("127.0.0.1")
+            .arg(port.to_string());
+        for b in &setup.before {
+            cmd.arg(bin(b));
+        }
+        cmd.arg(bin("smtpd")).args(&setup.args);
+        cmd.env("CONTROLDIR", &control)
+            .env("SPOOLDIR", &spool)
+            .env_remove("QMAILQUEUE")
+            .env_remove("RELAYCLIENT")
+            .env_remove("DENYDIR")
+            .env_remove("DATABYTES");
+        for (k, v) in &setup.env {
+            cmd.env(k, v);
+        }
+        let server = Server::start(cmd, &dir.join("server.log"));
+        wait_port(&addr, Duration::from_secs(20));
+        Mx {
+            dir,
+            server,
+            addr,
+            spool,
+            control,
+        }
+    }
+
+    /// Connect as client `src` (127.0.0.x) and read the greeting.
+    pub fn client(&self, src: &str) -> Client {
+        let mut c = Client::connect(src, &self.addr);
+        let g = c.reply();
+        assert!(g.starts_with("220 "), "greeting: {g:?}");
+        c
+    }
+
+    /// Every message in the spool: (sender, recipients, message).
+    pub fn queued(&self) -> Vec<rgspool::Spooled> {
+        let mut v = Vec::new();
+        for p in rgspool::list(&self.spool).unwrap_or_default() {
+            v.push(rgspool::read(&p).expect("read spooled message"));
+        }
+        v
+    }
+
+    /// All recipients in the spool, as strings.
+    pub fn queued_rcpts(&self) -> Vec<String> {
+        self.queued()
+            .iter()
+            .flat_map(|m| m.recipients.iter())
+            .map(|r| String::from_utf8_lossy(r).into_owned())
+            .collect()
+    }
+
+    /// The server log (tcpserver and smtpd stderr), waiting briefly for a
+    /// line containing `want`.
+    pub fn log_with(&self, want: &str) -> String {
+        let end = Instant::now() + Duration::from_secs(10);
+        loop {
+            let l = self.server.log();
+            if l.contains(want) || Instant::now() > end {
+                return l;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Assert the queue holds nothing for anyone but our own domains.
+    pub fn assert_no_foreign(&self) {
+        for r in self.queued_rcpts() {
+            assert!(is_ours(&r), "foreign recipient queued: {r:?}");
+        }
+    }
+}
+
+/// Is a queued recipient one of ours (LOCAL, a subdomain, BACKUP, bare
+/// postmaster) with a plain local part?
+pub fn is_ours(r: &str) -> bool {
+    if r.eq_ignore_ascii_case("postmaster") {
+        return true;
+    }
+    let Some((local, domain)) = r.rsplit_once('@') else {
+        return false;
+    };
+    let d = domain.trim_end_matches('.').to_ascii_lowercase();
+    // [127.0.0.1] is our own address (localiphost)
+    let ours = d == LOCAL || d.ends_with(&format!(".{LOCAL}")) || d == BACKUP || d == "[127.0.0.1]";
+    ours && !local.contains(['@', '%', '!']) && !local.is_empty()
+}
+
+/// A raw SMTP client.
+pub struct Client {
+    pub s: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl Client {
+    pub fn connect(src: &str, addr: &str) -> Client {
+        let s = connect_from(src, addr);
+        s.set_read_timeout(Some(Duration::from_secs(30))).ok();
+        Client { s, buf: Vec::new() }
+    }
+
+    /// Send raw bytes.
+    pub fn send(&mut self, b: &[u8]) {
+        self.s.write_all(b).expect("send");
+    }
+
+    /// Read one complete (possibly multi-line) reply, without the last
+    /// CRLF; "" on EOF.
+    pub fn reply(&mut self) -> String {
+        let mut text = String::new();
+        loop {
+            let line = self.line();
+            let Some(line) = line else { return text };
+            let last = line.len() < 4 || line.as_bytes()[3] == b' ';
+            text.push_str(&line);
+            if last {
+                return text;
+            }
+            text.push('\n');
+        }
+    }
+
+    fn line(&mut self) -> Option<String> {
+        loop {
+            if let Some(i) = self.buf.iter().position(|&b| b == b'\n') {
+                let l: Vec<u8> = self.buf.drain(..=i).collect();
+                let l = String::from_utf8_lossy(&l).trim_end().to_string();
+                return Some(l);
+            }
+            let mut tmp = [0u8; 4096];
+            match self.s.read(&mut tmp) {
+                Ok(0) | Err(_) => return None,
+                Ok(n) => self.buf.extend_from_slice(&tmp[..n]),
+            }
+        }
+    }
+
+    /// Send a command line, return the reply.
+    pub fn cmd(&mut self, line: &str) -> String {
+        self.send(format!("{line}\r\n").as_bytes());
+        self.reply()
+    }
+
+    /// Send a message body after 354 (already dot-stuffed, without the
+    /// terminator) and return the reply to the end of data.
+    pub fn data(&mut self, body: &str) -> String {
+        let r = self.cmd("DATA");
+        assert!(r.starts_with("354"), "DATA: {r}");
+        self.send(body.as_bytes());
+        self.send(b"\r\n.\r\n");
+        self.reply()
+    }
+
+    /// Everything until the server closes (bounded by the read timeout).
+    pub fn rest(&mut self) -> String {
+        let mut all = std::mem::take(&mut self.buf);
+        let _ = self.s.read_to_end(&mut all);
+        String::from_utf8_lossy(&all).into_owned()
+    }
+
+    /// Has the server closed the connection?
+    pub fn closed(&mut self) -> bool {
+        let mut b = [0u8; 1];
+        self.s
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .ok();
+        match self.s.read(&mut b) {
+            Ok(0) => true,
+            Ok(_) => false,
+            Err(e) => e.kind() == std::io::ErrorKind::ConnectionReset,
+        }
+    }
+}
+
+/// The three-digit code of a reply.
+pub fn code(r: &str) -> &str {
+    r.get(..3).unwrap_or("")
+}
