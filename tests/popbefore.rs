@@ -510,3 +510,311 @@ fn parallel_logins_while_clearing_lose_nothing_and_leave_no_temp_files() {
     }
     eprintln!("{} clearopensmtp runs during the logins", runs.len());
 }
+
+// ---- the whole chain: Dovecot + checkpassword + relayallow, then
+// tcpserver + relaycheck + smtpd ----
+
+/// Log in by POP3 or IMAP with Python's poplib/imaplib from source address
+/// `src`; true when the server accepted the password.
+fn mail_login(proto: &str, src: &str, port: u16, user: &str, pass: &str) -> bool {
+    const SCRIPT: &str = r#"
+import imaplib, poplib, socket, sys
+proto, src, port, user, pw = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5]
+def connect(self, timeout):
+    return socket.create_connection((self.host, self.port), timeout, source_address=(src, 0))
+class P(poplib.POP3):
+    _create_socket = connect
+class I(imaplib.IMAP4):
+    _create_socket = connect
+try:
+    if proto == "pop3":
+        c = P("127.0.0.1", port, timeout=30); c.user(user); c.pass_(pw); c.stat(); c.quit()
+    else:
+        c = I("127.0.0.1", port, timeout=30); c.login(user, pw); c.select("INBOX"); c.logout()
+except (poplib.error_proto, imaplib.IMAP4.error) as e:
+    print("refused:", e)
+    sys.exit(1)
+print("ok")
+"#;
+    let out = relaygate::run(
+        Path::new("python3"),
+        ["-c", SCRIPT, proto, src, &port.to_string(), user, pass],
+        &[],
+        b"",
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    match out.status.code() {
+        Some(0) => true,
+        Some(1) if text.starts_with("refused:") => false,
+        _ => panic!("{proto} client failed: {text} {}", stderr(&out)),
+    }
+}
+
+/// One SMTP transaction from `src` for `rcpt`: the RCPT reply, and when it
+/// was accepted, the reply after the message.
+fn smtp_send(src: &str, port: u16, rcpt: &str) -> (String, Option<String>) {
+    use std::io::{BufRead, BufReader, Write};
+    let sock = relaygate::connect_from(src, &format!("127.0.0.1:{port}"));
+    let mut w = sock.try_clone().unwrap();
+    let mut r = BufReader::new(sock);
+    let mut reply = || {
+        let mut all = String::new();
+        loop {
+            let mut line = String::new();
+            if r.read_line(&mut line).unwrap_or(0) == 0 {
+                return all + "(closed)";
+            }
+            all.push_str(&line);
+            if line.as_bytes().get(3) != Some(&b'-') {
+                return all;
+            }
+        }
+    };
+    let say = |w: &mut std::net::TcpStream, s: &str| w.write_all(s.as_bytes()).unwrap();
+    let greeting = reply();
+    assert!(greeting.starts_with("220 "), "greeting {greeting}");
+    say(&mut w, "HELO client.test\r\n");
+    assert!(reply().starts_with("250"));
+    say(&mut w, "MAIL FROM:<joe@example.org>\r\n");
+    assert!(reply().starts_with("250"));
+    say(&mut w, &format!("RCPT TO:<{rcpt}>\r\n"));
+    let rcpt_reply = reply();
+    let mut data_reply = None;
+    if rcpt_reply.starts_with("250") {
+        say(&mut w, "DATA\r\n");
+        assert!(reply().starts_with("354"));
+        say(
+            &mut w,
+            "Subject: pop before smtp\r\n\r\nrelayed after a login\r\n.\r\n",
+        );
+        data_reply = Some(reply());
+    }
+    say(&mut w, "QUIT\r\n");
+    let _ = reply();
+    (rcpt_reply, data_reply)
+}
+
+/// Recipients of every message in the spool.
+fn spooled_recipients(spool: &Path) -> Vec<String> {
+    rgspool::list(spool)
+        .unwrap_or_default()
+        .iter()
+        .flat_map(|p| rgspool::read(p).unwrap().recipients)
+        .map(|r| String::from_utf8_lossy(&r).into_owned())
+        .collect()
+}
+
+fn have_bin(name: &str) -> bool {
+    relaygate::bin_dir().join(name).exists()
+}
+
+/// Dovecot (POP3 and IMAP on loopback) whose passdb is our checkpassword
+/// chained to relayallow through scripts/popbefore/dovecot-checkpassword.
+fn start_dovecot(t: &Tables, pop3: u16, imap: u16) -> relaygate::Server {
+    let dir = t.tmp.path();
+    for d in ["run", "state", "mail"] {
+        fs::create_dir_all(dir.join(d)).unwrap();
+    }
+    // mail processes run as nobody (Dovecot refuses uid 0)
+    Command::new("chmod")
+        .arg("1777")
+        .arg(dir.join("mail"))
+        .status()
+        .unwrap();
+    let script =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/popbefore/dovecot-checkpassword");
+    let wrapper = t.tmp.write(
+        "passdb",
+        format!(
+            "#!/bin/sh\n\
+             # the test's settings, then the shipped wrapper\n\
+             RELAYGATE_BIN={bin} CONTROLDIR={dir}/control RELAYDIR={relay}\n\
+             userdb_uid=65534 userdb_gid=65534 EXTRA='userdb_uid userdb_gid'\n\
+             export RELAYGATE_BIN CONTROLDIR RELAYDIR userdb_uid userdb_gid EXTRA\n\
+             exec {script} \"$@\"\n",
+            bin = relaygate::bin_dir().display(),
+            dir = dir.display(),
+            relay = t.relay().display(),
+            script = script.display(),
+        ),
+    );
+    Command::new("chmod")
+        .arg("755")
+        .arg(&wrapper)
+        .status()
+        .unwrap();
+    let conf = t.tmp.write(
+        "dovecot.conf",
+        format!(
+            "base_dir = {dir}/run\n\
+             state_dir = {dir}/state\n\
+             log_path = {dir}/dovecot.log\n\
+             protocols = pop3 imap\n\
+             listen = 127.0.0.1\n\
+             ssl = no\n\
+             disable_plaintext_auth = no\n\
+             auth_mechanisms = plain login\n\
+             auth_cache_size = 0\n\
+             mail_location = maildir:{dir}/mail/%n\n\
+             first_valid_uid = 1\n\
+             passdb {{\n  driver = checkpassword\n  args = {wrapper}\n}}\n\
+             userdb {{\n  driver = prefetch\n}}\n\
+             service auth {{\n  user = root\n}}\n\
+             service anvil {{\n  chroot =\n}}\n\
+             service pop3-login {{\n  chroot =\n  inet_listener pop3 {{\n    port = {pop3}\n  }}\n  inet_listener pop3s {{\n    port = 0\n  }}\n}}\n\
+             service imap-login {{\n  chroot =\n  inet_listener imap {{\n    port = {imap}\n  }}\n  inet_listener imaps {{\n    port = 0\n  }}\n}}\n",
+            dir = dir.display(),
+            wrapper = wrapper.display(),
+        ),
+    );
+    let mut cmd = Command::new("dovecot");
+    cmd.arg("-F").arg("-c").arg(&conf);
+    let server = relaygate::Server::start(cmd, &dir.join("dovecot.stderr"));
+    relaygate::wait_port(&format!("127.0.0.1:{pop3}"), Duration::from_secs(30));
+    relaygate::wait_port(&format!("127.0.0.1:{imap}"), Duration::from_secs(30));
+    server
+}
+
+/// `tcpserver 127.0.0.1 PORT relaycheck smtpd` (ours when built, else
+/// ucspi-tcp's).
+fn start_smtp(t: &Tables, port: u16) -> relaygate::Server {
+    let tcpserver = if have_bin("tcpserver") {
+        relaygate::bin("tcpserver")
+    } else {
+        PathBuf::from("tcpserver")
+    };
+    let mut cmd = Command::new(tcpserver);
+    cmd.args(["-v", "-H", "-R", "127.0.0.1", &port.to_string()])
+        .arg(bin("relaycheck"))
+        .arg(bin("smtpd"))
+        .env_remove("RELAYCLIENT")
+        .env_remove("QMAILQUEUE")
+        .env_remove("RELAY_CLEAR_MINUTES")
+        .env("CONTROLDIR", t.tmp.join("control"))
+        .env("SPOOLDIR", t.tmp.join("spool"))
+        .env("RELAYDIR", t.relay())
+        .env("DENYDIR", t.deny());
+    let server = relaygate::Server::start(cmd, &t.tmp.join("smtp.log"));
+    relaygate::wait_port(&format!("127.0.0.1:{port}"), Duration::from_secs(30));
+    server
+}
+
+#[test]
+fn pop_and_imap_logins_through_dovecot_open_smtp_relaying_for_that_address_only() {
+    if !relaygate::need("dovecot") || !relaygate::need("python3") {
+        return;
+    }
+    for prog in ["checkpassword", "userdb", "smtpd"] {
+        assert!(have_bin(prog), "{prog} not built: cargo build -p {prog}");
+    }
+    let t = Tables::new("pb-dovecot");
+    fs::create_dir(t.tmp.join("spool")).unwrap();
+    t.tmp.write("control/me", "mx.example.org\n");
+    t.tmp.write("control/rcpthosts", "example.org\n");
+    let control = t.tmp.join("control");
+    let add = relaygate::run(
+        &bin("userdb"),
+        ["add", "joe@example.org"],
+        &[("CONTROLDIR", control.to_str().unwrap())],
+        b"pop-secret\n",
+    );
+    assert!(add.status.success(), "userdb add: {}", stderr(&add));
+
+    let (pop3, imap, smtp) = (
+        relaygate::free_port(),
+        relaygate::free_port(),
+        relaygate::free_port(),
+    );
+    let dovecot = start_dovecot(&t, pop3, imap);
+    let smtpd = start_smtp(&t, smtp);
+    let foreign = "friend@elsewhere.test";
+    let refused = |src: &str| {
+        let (rcpt, _) = smtp_send(src, smtp, foreign);
+        assert!(
+            rcpt.starts_with("553 5.7.1"),
+            "{src} must not relay: {rcpt}"
+        );
+    };
+
+    // nobody relays before a login; a wrong password records nothing
+    refused("127.0.0.5");
+    assert!(!mail_login(
+        "pop3",
+        "127.0.0.5",
+        pop3,
+        "joe@example.org",
+        "wrong"
+    ));
+    assert!(t.names(&t.relay()).is_empty(), "failed login recorded");
+    refused("127.0.0.5");
+
+    // a POP3 login from 127.0.0.5 lets 127.0.0.5 relay, nobody else
+    assert!(
+        mail_login("pop3", "127.0.0.5", pop3, "joe@example.org", "pop-secret"),
+        "POP3 login refused; dovecot log:\n{}",
+        fs::read_to_string(t.tmp.join("dovecot.log")).unwrap_or_default()
+    );
+    assert_eq!(t.names(&t.relay()), ["127.0.0.5"]);
+    assert_eq!(
+        fs::read_to_string(t.relay().join("127.0.0.5")).unwrap(),
+        "USER=joe@example.org\n"
+    );
+    let (rcpt, data) = smtp_send("127.0.0.5", smtp, foreign);
+    assert!(
+        rcpt.starts_with("250"),
+        "relay after POP3 login: {rcpt}\n{}",
+        smtpd.log()
+    );
+    assert!(
+        data.as_deref().is_some_and(|d| d.starts_with("250")),
+        "{data:?}"
+    );
+    assert_eq!(spooled_recipients(&t.tmp.join("spool")), [foreign]);
+    assert!(
+        smtpd.log().contains("rule=relayclient-env"),
+        "{}",
+        smtpd.log()
+    );
+    refused("127.0.0.6");
+
+    // an IMAP login from 127.0.0.6 does the same for 127.0.0.6
+    assert!(mail_login(
+        "imap",
+        "127.0.0.6",
+        imap,
+        "joe@example.org",
+        "pop-secret"
+    ));
+    assert!(smtp_send("127.0.0.6", smtp, foreign).0.starts_with("250"));
+    assert_eq!(spooled_recipients(&t.tmp.join("spool")).len(), 2);
+
+    // after RELAY_CLEAR_MINUTES the login no longer counts, cleared or not
+    age(&t.relay().join("127.0.0.5"), 61 * 60);
+    refused("127.0.0.5");
+    assert!(smtp_send("127.0.0.6", smtp, foreign).0.starts_with("250"));
+    let out = t.run("clearopensmtp", &[], &[]);
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with(&format!(
+        "table=relay dir={} removed=1 kept=1\n",
+        t.relay().display()
+    )));
+    assert_eq!(t.names(&t.relay()), ["127.0.0.6"]);
+    refused("127.0.0.5");
+
+    // a fresh DENYDIR entry refuses the client outright, login or not
+    fs::write(t.deny().join("127.0.0.6"), "").unwrap();
+    assert_eq!(
+        first_words("127.0.0.6", smtp),
+        "421 4.7.0 temporarily refused\r\n"
+    );
+    drop(smtpd);
+    drop(dovecot);
+}
+
+/// All the server says on a connection from `src` before it closes.
+fn first_words(src: &str, port: u16) -> String {
+    use std::io::Read;
+    let mut sock = relaygate::connect_from(src, &format!("127.0.0.1:{port}"));
+    let mut buf = String::new();
+    let _ = sock.read_to_string(&mut buf);
+    buf
+}
