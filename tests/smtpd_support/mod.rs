@@ -130,8 +130,30 @@ impl Mx {
             .output()
             .expect("run tcprules");
         assert!(out.status.success(), "tcprules: {:?}", out);
-        let port = free_port();
-        let addr = format!("127.0.0.1:{port}");
+        // free_port() can hand two parallel tests the same port: a server
+        // that dies at once lost the race; try again on another port
+        let mut attempt = 0;
+        let (server, addr) = loop {
+            attempt += 1;
+            let port = free_port();
+            let addr = format!("127.0.0.1:{port}");
+            let cmd = Self::command(&setup, &control, &spool, port);
+            let mut server = Server::start(cmd, &dir.join(format!("server{attempt}.log")));
+            wait_port(&addr, Duration::from_secs(20));
+            if server.wait_exit(Duration::from_millis(300)).is_none() || attempt >= 5 {
+                break (server, addr);
+            }
+        };
+        Mx {
+            dir,
+            server,
+            addr,
+            spool,
+            control,
+        }
+    }
+
+    fn command(setup: &Setup, control: &Path, spool: &Path, port: u16) -> Command {
         let mut cmd = Command::new(tool(setup.supervisor, "tcpserver"));
         cmd.arg("-R")
             .arg("-H")
@@ -146,8 +168,8 @@ impl Mx {
             cmd.arg(bin(b));
         }
         cmd.arg(bin("smtpd")).args(&setup.args);
-        cmd.env("CONTROLDIR", &control)
-            .env("SPOOLDIR", &spool)
+        cmd.env("CONTROLDIR", control)
+            .env("SPOOLDIR", spool)
             .env_remove("QMAILQUEUE")
             .env_remove("RELAYCLIENT")
             .env_remove("DENYDIR")
@@ -155,15 +177,7 @@ impl Mx {
         for (k, v) in &setup.env {
             cmd.env(k, v);
         }
-        let server = Server::start(cmd, &dir.join("server.log"));
-        wait_port(&addr, Duration::from_secs(20));
-        Mx {
-            dir,
-            server,
-            addr,
-            spool,
-            control,
-        }
+        cmd
     }
 
     /// Connect as client `src` (127.0.0.x) and read the greeting.

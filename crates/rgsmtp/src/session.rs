@@ -231,6 +231,9 @@ pub struct Session<E: Env> {
     msg: Vec<u8>,
     actions: VecDeque<Action>,
     me: Option<String>,
+    /// Where in `out` the pending `354`/`220 ready` reply starts: a client
+    /// that did not wait for it never sees it.
+    go_at: usize,
 }
 
 /// The argument after `VERB ` (leading spaces skipped).
@@ -267,6 +270,7 @@ impl<E: Env> Session<E> {
             msg: Vec::new(),
             actions: VecDeque::new(),
             me: None,
+            go_at: 0,
         }
     }
 
@@ -548,10 +552,12 @@ impl<E: Env> Session<E> {
                     return input.len();
                 }
                 Phase::DataPending => {
+                    self.out.truncate(self.go_at);
                     self.violation("data_before_354", rest.len());
                     return input.len();
                 }
                 Phase::TlsPending => {
+                    self.out.truncate(self.go_at);
                     self.violation("input_after_starttls", rest.len());
                     return input.len();
                 }
@@ -911,6 +917,7 @@ impl<E: Env> Session<E> {
         if !arg.is_empty() {
             return self.fail("501 5.5.4 syntax: DATA");
         }
+        self.go_at = self.out.len();
         self.reply("354 go ahead, end with <CRLF>.<CRLF>");
         self.phase = Phase::DataPending;
     }
@@ -925,6 +932,7 @@ impl<E: Env> Session<E> {
         if !arg.is_empty() {
             return self.fail("501 5.5.4 syntax: STARTTLS");
         }
+        self.go_at = self.out.len();
         self.reply("220 2.0.0 ready to start TLS");
         self.phase = Phase::TlsPending;
     }

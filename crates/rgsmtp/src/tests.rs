@@ -201,11 +201,7 @@ fn helo_required_and_unknown_commands() {
 fn data_before_354_is_a_violation() {
     let mut s = session(Config::default());
     let (out, q) = drive(&mut s, b"HELO c\r\nMAIL FROM:<a@x>\r\nRCPT TO:<b@example.org>\r\nDATA\r\nSubject: x\r\n\r\nhi\r\n.\r\n");
-    assert_eq!(
-        codes(&out),
-        ["220", "250", "250", "250", "354", "554"],
-        "{out}"
-    );
+    assert_eq!(codes(&out), ["220", "250", "250", "250", "554"], "{out}");
     assert!(out.contains("554 5.5.0"));
     assert!(q.is_empty());
     assert!(s.is_closed());
@@ -358,7 +354,7 @@ fn starttls_resets_state_and_pipelining_after_it_is_refused() {
         &mut s,
         b"EHLO c\r\nAUTH PLAIN AHUAZ29vZA==\r\nSTARTTLS\r\nMAIL FROM:<a@x>\r\n",
     );
-    assert_eq!(codes(&out), ["220", "250", "235", "220", "554"], "{out}");
+    assert_eq!(codes(&out), ["220", "250", "235", "554"], "{out}");
     let mut s = session(cfg);
     let (_, _) = drive(&mut s, b"EHLO c\r\nAUTH PLAIN AHUAZ29vZA==\r\nSTARTTLS\r\n");
     assert_eq!(s.auth_user(), None);
