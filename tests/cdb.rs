@@ -603,3 +603,54 @@ fn mkcdb_missing_file_is_111() {
     assert!(stderr(&o).starts_with("mkcdb: fatal: unable to read "));
     assert!(!t.join("badmailfrom.cdb").exists());
 }
+
+// ---- relayaudit -------------------------------------------------------------------------
+
+#[test]
+fn relayaudit_reports_stale_cdbs_and_missing_rcpthosts() {
+    let t = TempDir::new("relayaudit");
+    let dir = t.path().to_str().unwrap();
+    // an empty control directory: nothing stale, accepts for no domain
+    let o = run(
+        &bin("relayaudit"),
+        [] as [&str; 0],
+        &[("CONTROLDIR", dir)],
+        b"",
+    );
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(out.contains("rcpthosts: missing: the server accepts mail for no domain"));
+    assert!(out.contains("stale: none"));
+
+    // compiled, then edited: stale until rebuilt
+    let f = t.write("badmailfrom", "@spam.example\n");
+    assert_eq!(code(&run(&bin("mkcdb"), [&f], &[], b"")), 0);
+    let old = std::time::SystemTime::now() - Duration::from_secs(60);
+    File::options()
+        .write(true)
+        .open(t.join("badmailfrom.cdb"))
+        .unwrap()
+        .set_modified(old)
+        .unwrap();
+    t.write("rcpthosts", "example.org\n");
+    let o = run(
+        &bin("relayaudit"),
+        [] as [&str; 0],
+        &[("CONTROLDIR", dir)],
+        b"",
+    );
+    assert_eq!(code(&o), 100);
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(out.contains(
+        "stale: badmailfrom.cdb is older than badmailfrom: rebuild it: mkcdb badmailfrom\n"
+    ));
+    assert!(out.contains("rcpthosts: 1 domains"));
+    assert_eq!(code(&run(&bin("mkcdb"), [&f], &[], b"")), 0);
+    let o = run(
+        &bin("relayaudit"),
+        [] as [&str; 0],
+        &[("CONTROLDIR", dir)],
+        b"",
+    );
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stdout));
+}
