@@ -18,5 +18,8 @@ pub use envelope::{envelope, parse_envelope, EnvScanner, Envelope, Scan, ADDR_MA
 pub use error::{code, QueueError};
 pub use escape::escape;
 pub use format::{HEADER_LEN, MAGIC};
-pub use reader::{list, read, read_meta, resolve, Meta, Spooled};
+pub use reader::{list, parse, read, read_meta, resolve, Meta, Spooled};
 pub use writer::SpoolWriter;
+
+#[cfg(test)]
+mod tests;

@@ -45,21 +45,27 @@ fn bad_envelope(e: crate::QueueError) -> io::Error {
 
 /// Read and check one spool file.
 pub fn read(path: &Path) -> io::Result<Spooled> {
-    let bytes = fs::read(path)?;
+    parse(id_of(path), fs::read(path)?)
+}
+
+/// Check the bytes of a whole spool file and split them (what [`read`]
+/// does after reading the file; `InvalidData` on any damage).
+pub fn parse(id: String, bytes: Vec<u8>) -> io::Result<Spooled> {
     let layout = parse_header(&bytes, bytes.len() as u64)?;
     // parse_header checked that the parts add up to the file's size.
     let env_start = usize::try_from(layout.env_start()).map_err(|_| invalid("too large"))?;
-    let message = bytes
-        .get(HEADER_LEN..env_start)
-        .ok_or_else(|| invalid("bad sizes"))?;
     let envelope = bytes.get(env_start..).ok_or_else(|| invalid("bad sizes"))?;
     let e = parse_envelope(envelope).map_err(bad_envelope)?;
+    let envelope = envelope.to_vec();
+    let mut message = bytes;
+    message.truncate(env_start);
+    message.drain(..HEADER_LEN);
     Ok(Spooled {
-        id: id_of(path),
-        envelope: envelope.to_vec(),
+        id,
+        envelope,
         sender: e.sender,
         recipients: e.recipients,
-        message: message.to_vec(),
+        message,
     })
 }
 
