@@ -643,6 +643,18 @@ fn start_dovecot(t: &Tables, pop3: u16, imap: u16) -> relaygate::Server {
         .arg(&wrapper)
         .status()
         .unwrap();
+    // Dovecot's auth process runs as its unprivileged internal user:
+    // users.cdb must be readable and RELAYDIR writable by it (the man pages
+    // say so)
+    let handover = Command::new("sh")
+        .arg("-c")
+        .arg("chgrp \"$(doveconf -h default_internal_user)\" \"$1\" && chown \"$(doveconf -h default_internal_user)\" \"$2\"")
+        .arg("sh")
+        .arg(dir.join("control/users.cdb"))
+        .arg(t.relay())
+        .status()
+        .unwrap();
+    assert!(handover.success(), "chown to Dovecot's internal user");
     let conf = t.tmp.write(
         "dovecot.conf",
         format!(
@@ -659,7 +671,6 @@ fn start_dovecot(t: &Tables, pop3: u16, imap: u16) -> relaygate::Server {
              first_valid_uid = 1\n\
              passdb {{\n  driver = checkpassword\n  args = {wrapper}\n}}\n\
              userdb {{\n  driver = prefetch\n}}\n\
-             service auth {{\n  user = root\n}}\n\
              service anvil {{\n  chroot =\n}}\n\
              service pop3-login {{\n  chroot =\n  inet_listener pop3 {{\n    port = {pop3}\n  }}\n  inet_listener pop3s {{\n    port = 0\n  }}\n}}\n\
              service imap-login {{\n  chroot =\n  inet_listener imap {{\n    port = {imap}\n  }}\n  inet_listener imaps {{\n    port = 0\n  }}\n}}\n",
@@ -755,6 +766,13 @@ fn pop_and_imap_logins_through_dovecot_open_smtp_relaying_for_that_address_only(
         fs::read_to_string(t.tmp.join("dovecot.log")).unwrap_or_default()
     );
     assert_eq!(t.names(&t.relay()), ["127.0.0.5"]);
+    // Dovecot's auth process has umask 077; relaycheck runs as another user
+    use std::os::unix::fs::PermissionsExt;
+    let mode = fs::metadata(t.relay().join("127.0.0.5"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o644, "entry readable by relaycheck's user");
     assert_eq!(
         fs::read_to_string(t.relay().join("127.0.0.5")).unwrap(),
         "USER=joe@example.org\n"

@@ -25,7 +25,7 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::IpAddr;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
@@ -41,6 +41,10 @@ pub const MAX_CONTENT: u64 = 1024;
 /// A `.tmp.` file older than this is left over by a writer that died and is
 /// removed by [`clear`]; a live writer keeps its temp file for microseconds.
 pub const TEMP_GRACE: Duration = Duration::from_secs(300);
+
+/// The mode of every entry: readable by relaycheck's user whatever the
+/// writer's umask; the directory's mode decides who may look.
+pub const ENTRY_MODE: u32 = 0o644;
 
 /// The marker that makes readers ignore a name.
 const TMP_MARK: &str = ".tmp.";
@@ -61,7 +65,7 @@ fn temp_path(dir: &Path, name: &str, what: &str) -> PathBuf {
 
 /// Record `ip` in the table `dir` now, with `content` (empty, or
 /// [`user_content`]). Atomic: temp file in `dir`, then rename; the entry's
-/// mtime is the time of this call. Not fsynced: after a crash an entry may
+/// mtime is the time of this call, its mode [`ENTRY_MODE`]. Not fsynced: after a crash an entry may
 /// be missing or empty, which only costs the client a new login.
 pub fn record(dir: &Path, ip: IpAddr, content: &str) -> io::Result<()> {
     let name = ip::canonical(ip);
@@ -79,15 +83,19 @@ fn write_new(path: &Path, data: &[u8]) -> io::Result<()> {
         .write(true)
         .create(true)
         .truncate(true)
-        .mode(0o644)
+        .mode(ENTRY_MODE)
         .custom_flags(libc::O_NOFOLLOW)
         .open(path)?;
+    // whatever the writer's umask (Dovecot's auth process uses 077), the
+    // reader runs as another user and must read the content
+    f.set_permissions(fs::Permissions::from_mode(ENTRY_MODE))?;
     f.write_all(data)
 }
 
 /// The content of `ip`'s entry when it is fresh (younger than `max_age`),
-/// `None` when it is missing or stale. Errors other than "not found" (an
-/// unreadable directory) are returned, never taken for "absent".
+/// `None` when it is missing or stale. A fresh entry whose content cannot
+/// be read (permission) has empty content. Errors other than "not found"
+/// (an unsearchable directory) are returned, never taken for "absent".
 pub fn lookup(dir: &Path, ip: IpAddr, max_age: Duration) -> io::Result<Option<String>> {
     let path = entry_path(dir, ip);
     if !fresh_at(&path, max_age)? {
@@ -97,6 +105,9 @@ pub fn lookup(dir: &Path, ip: IpAddr, max_age: Duration) -> io::Result<Option<St
         Ok(s) => Ok(Some(s)),
         // removed or replaced by a non-file since the stat: not an entry now
         Err(e) if matches!(e.kind(), ErrorKind::NotFound) || is_symlink_loop(&e) => Ok(None),
+        // fresh by its mtime, which is what counts; only the user is unknown
+        // (an entry written with a private mode by another program)
+        Err(e) if e.kind() == ErrorKind::PermissionDenied => Ok(Some(String::new())),
         Err(e) => Err(e),
     }
 }

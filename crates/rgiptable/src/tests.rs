@@ -54,6 +54,12 @@ fn record_names_the_file_by_canonical_ip_and_leaves_no_temp() {
     .unwrap();
     assert_eq!(d.names(), ["192.0.2.7", "2001:db8::1"]);
     assert_eq!(fs::read(d.0.join("192.0.2.7")).unwrap(), b"");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = fs::metadata(d.0.join("192.0.2.7"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o7777, ENTRY_MODE);
     assert_eq!(
         fs::read_to_string(d.0.join("2001:db8::1")).unwrap(),
         "USER=joe@example.org\n"
