@@ -18,7 +18,10 @@ fuzz_target!(|data: &[u8]| {
     let _ = s.finish();
     if let Ok(f) = rgspool::parse(String::new(), data.to_vec()) {
         assert!(data.ends_with(&f.envelope));
-        assert_eq!(data.len(), rgspool::HEADER_LEN + f.message.len() + f.envelope.len());
+        assert_eq!(
+            data.len(),
+            rgspool::HEADER_LEN + f.message.len() + f.envelope.len()
+        );
     }
     let _ = rgspool::escape(data);
 });
