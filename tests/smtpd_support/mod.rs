@@ -7,7 +7,10 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
+
+static TOKEN: AtomicUsize = AtomicUsize::new(0);
 
 use relaygate::{bin, connect_from, free_port, have, wait_port, Server, TempDir};
 
@@ -130,17 +133,22 @@ impl Mx {
             .output()
             .expect("run tcprules");
         assert!(out.status.success(), "tcprules: {:?}", out);
-        // free_port() can hand two parallel tests the same port: a server
-        // that dies at once lost the race; try again on another port
+        // free_port() can hand the same port to two tests (ours or another
+        // engineer's) at once: make sure the server that answers is ours by
+        // its greeting, else start again on another port
+        let token = format!("t{}x{}", std::process::id(), TOKEN.fetch_add(1, Ordering::SeqCst));
+        if !setup.controls.iter().any(|(n, _)| n == "smtpgreeting") {
+            dir.write("control/smtpgreeting", format!("{ME} {token}\n"));
+        }
         let mut attempt = 0;
         let (server, addr) = loop {
             attempt += 1;
             let port = free_port();
             let addr = format!("127.0.0.1:{port}");
             let cmd = Self::command(&setup, &control, &spool, port);
-            let mut server = Server::start(cmd, &dir.join(format!("server{attempt}.log")));
+            let server = Server::start(cmd, &dir.join(format!("server{attempt}.log")));
             wait_port(&addr, Duration::from_secs(20));
-            if server.wait_exit(Duration::from_millis(300)).is_none() || attempt >= 5 {
+            if attempt >= 5 || Self::answers_with(&addr, &token) {
                 break (server, addr);
             }
         };
@@ -151,6 +159,16 @@ impl Mx {
             spool,
             control,
         }
+    }
+
+    /// Does the server at `addr` greet with `token`?
+    fn answers_with(addr: &str, token: &str) -> bool {
+        let Ok(s) = TcpStream::connect(addr) else {
+            return false;
+        };
+        s.set_read_timeout(Some(Duration::from_secs(15))).ok();
+        let mut c = Client { s, buf: Vec::new() };
+        c.reply().contains(token)
     }
 
     fn command(setup: &Setup, control: &Path, spool: &Path, port: u16) -> Command {
@@ -285,8 +303,13 @@ impl Client {
             }
             let mut tmp = [0u8; 4096];
             match self.s.read(&mut tmp) {
-                Ok(0) | Err(_) => return None,
+                Ok(0) => return None,
                 Ok(n) => self.buf.extend_from_slice(&tmp[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    eprintln!("smtp client: read error: {e}");
+                    return None;
+                }
             }
         }
     }
