@@ -73,7 +73,9 @@ impl EnvScanner {
         }
     }
 
-    /// Feed the next chunk. After `Done` or `Err` further feeds change nothing.
+    /// Feed the next chunk. `Done` is returned once, by the feed holding the
+    /// final NUL; after it further feeds read nothing and return `More`
+    /// (ask [`EnvScanner::is_done`]). After `Err` they return the same `Err`.
     pub fn feed(&mut self, chunk: &[u8]) -> Scan {
         for (i, &b) in chunk.iter().enumerate() {
             self.state = match self.state {
@@ -275,6 +277,10 @@ mod tests {
         }
         assert_eq!(end, Some(12));
         assert!(s.is_done());
+        assert_eq!(s.feed(b"Tx\0\0"), Scan::More);
+        let mut bad = EnvScanner::new();
+        assert_eq!(bad.feed(b"X"), Scan::Err(91));
+        assert_eq!(bad.feed(b"F\0\0"), Scan::Err(91));
         assert!(s.finish().is_ok());
     }
 
