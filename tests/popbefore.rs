@@ -550,11 +550,11 @@ print("ok")
     }
 }
 
-/// One SMTP transaction from `src` for `rcpt`: the RCPT reply, and when it
+/// One SMTP transaction from `src` to `server` (`ip:port`) for `rcpt`: the RCPT reply, and when it
 /// was accepted, the reply after the message.
-fn smtp_send(src: &str, port: u16, rcpt: &str) -> (String, Option<String>) {
+fn smtp_send(src: &str, server: &str, rcpt: &str) -> (String, Option<String>) {
     use std::io::{BufRead, BufReader, Write};
-    let sock = relaygate::connect_from(src, &format!("127.0.0.1:{port}"));
+    let sock = relaygate::connect_from(src, server);
     let mut w = sock.try_clone().unwrap();
     let mut r = BufReader::new(sock);
     let mut reply = || {
@@ -686,16 +686,12 @@ fn start_dovecot(t: &Tables, pop3: u16, imap: u16) -> relaygate::Server {
     server
 }
 
-/// `tcpserver 127.0.0.1 PORT relaycheck smtpd` (ours when built, else
-/// ucspi-tcp's).
-fn start_smtp(t: &Tables, port: u16) -> relaygate::Server {
-    let tcpserver = if have_bin("tcpserver") {
-        relaygate::bin("tcpserver")
-    } else {
-        PathBuf::from("tcpserver")
-    };
+/// `tcpserver -v -H -R HOST PORT relaycheck smtpd`, on a free port; the
+/// server and its `ip:port`.
+fn start_smtp(t: &Tables, tcpserver: &Path, host: &str) -> (relaygate::Server, String) {
+    let port = relaygate::free_port();
     let mut cmd = Command::new(tcpserver);
-    cmd.args(["-v", "-H", "-R", "127.0.0.1", &port.to_string()])
+    cmd.args(["-v", "-H", "-R", host, &port.to_string()])
         .arg(bin("relaycheck"))
         .arg(bin("smtpd"))
         .env_remove("RELAYCLIENT")
@@ -706,8 +702,20 @@ fn start_smtp(t: &Tables, port: u16) -> relaygate::Server {
         .env("RELAYDIR", t.relay())
         .env("DENYDIR", t.deny());
     let server = relaygate::Server::start(cmd, &t.tmp.join("smtp.log"));
-    relaygate::wait_port(&format!("127.0.0.1:{port}"), Duration::from_secs(30));
-    server
+    let addr = match host.contains(':') {
+        true => format!("[{host}]:{port}"),
+        false => format!("{host}:{port}"),
+    };
+    relaygate::wait_port(&addr, Duration::from_secs(30));
+    (server, addr)
+}
+
+/// Our tcpserver when built, else ucspi-tcp's.
+fn tcpserver() -> PathBuf {
+    match have_bin("tcpserver") {
+        true => relaygate::bin("tcpserver"),
+        false => PathBuf::from("tcpserver"),
+    }
 }
 
 #[test]
@@ -731,13 +739,10 @@ fn pop_and_imap_logins_through_dovecot_open_smtp_relaying_for_that_address_only(
     );
     assert!(add.status.success(), "userdb add: {}", stderr(&add));
 
-    let (pop3, imap, smtp) = (
-        relaygate::free_port(),
-        relaygate::free_port(),
-        relaygate::free_port(),
-    );
+    let (pop3, imap) = (relaygate::free_port(), relaygate::free_port());
     let dovecot = start_dovecot(&t, pop3, imap);
-    let smtpd = start_smtp(&t, smtp);
+    let (smtpd, smtp) = start_smtp(&t, &tcpserver(), "127.0.0.1");
+    let smtp = smtp.as_str();
     let foreign = "friend@elsewhere.test";
     let refused = |src: &str| {
         let (rcpt, _) = smtp_send(src, smtp, foreign);
@@ -829,10 +834,67 @@ fn pop_and_imap_logins_through_dovecot_open_smtp_relaying_for_that_address_only(
 }
 
 /// All the server says on a connection from `src` before it closes.
-fn first_words(src: &str, port: u16) -> String {
+fn first_words(src: &str, server: &str) -> String {
     use std::io::Read;
-    let mut sock = relaygate::connect_from(src, &format!("127.0.0.1:{port}"));
+    let mut sock = relaygate::connect_from(src, server);
     let mut buf = String::new();
     let _ = sock.read_to_string(&mut buf);
     buf
+}
+
+/// The SMTP side alone: an entry written by relayallow opens relaying
+/// through `tcpserver HOST relaycheck smtpd` for exactly that address.
+fn relay_through(tag: &str, tcpserver: &Path, host: &str, user_ip: &str, other_ip: Option<&str>) {
+    let t = Tables::new(tag);
+    fs::create_dir(t.tmp.join("spool")).unwrap();
+    t.tmp.write("control/me", "mx.example.org\n");
+    t.tmp.write("control/rcpthosts", "example.org\n");
+    let (smtpd, smtp) = start_smtp(&t, tcpserver, host);
+    let foreign = "friend@elsewhere.test";
+    assert!(smtp_send(user_ip, &smtp, foreign)
+        .0
+        .starts_with("553 5.7.1"));
+    assert!(t.login(user_ip, Some("joe@example.org")).status.success());
+    let (rcpt, data) = smtp_send(user_ip, &smtp, foreign);
+    assert!(rcpt.starts_with("250"), "{rcpt}\n{}", smtpd.log());
+    assert!(data.is_some_and(|d| d.starts_with("250")));
+    assert_eq!(spooled_recipients(&t.tmp.join("spool")), [foreign]);
+    if let Some(other) = other_ip {
+        assert!(smtp_send(other, &smtp, foreign).0.starts_with("553 5.7.1"));
+    }
+    let denied = other_ip.unwrap_or(user_ip);
+    fs::write(t.deny().join(denied), "").unwrap();
+    assert_eq!(
+        first_words(denied, &smtp),
+        "421 4.7.0 temporarily refused\r\n"
+    );
+}
+
+#[test]
+fn ucspi_tcp_tcpserver_runs_the_same_chain() {
+    if !relaygate::need("tcpserver") || !have_bin("smtpd") {
+        return;
+    }
+    let ucspi = PathBuf::from("tcpserver");
+    relay_through(
+        "pb-ucspi",
+        &ucspi,
+        "127.0.0.1",
+        "127.0.0.8",
+        Some("127.0.0.9"),
+    );
+}
+
+#[test]
+fn ipv6_clients_relay_after_a_login_from_the_same_address() {
+    if !have_bin("tcpserver") || !have_bin("smtpd") {
+        eprintln!("skipping: our tcpserver or smtpd not built");
+        return;
+    }
+    if std::net::TcpListener::bind("[::1]:0").is_err() {
+        eprintln!("skipping: no IPv6 loopback");
+        return;
+    }
+    // one IPv6 loopback address only: no "other client" here
+    relay_through("pb-ipv6-chain", &bin("tcpserver"), "::1", "::1", None);
 }
