@@ -65,8 +65,9 @@ fn temp_path(dir: &Path, name: &str, what: &str) -> PathBuf {
 
 /// Record `ip` in the table `dir` now, with `content` (empty, or
 /// [`user_content`]). Atomic: temp file in `dir`, then rename; the entry's
-/// mtime is the time of this call, its mode [`ENTRY_MODE`]. Not fsynced: after a crash an entry may
-/// be missing or empty, which only costs the client a new login.
+/// mtime is the time of this call, its mode [`ENTRY_MODE`]. Not fsynced:
+/// after a crash an entry may be missing or empty, which only costs the
+/// client a new login.
 pub fn record(dir: &Path, ip: IpAddr, content: &str) -> io::Result<()> {
     let name = ip::canonical(ip);
     let tmp = temp_path(dir, &name, "w");
