@@ -236,6 +236,45 @@ fn dump_make_round_trip_is_byte_identical() {
     assert!(fs::read(&first).unwrap() == fs::read(&second).unwrap());
 }
 
+/// djb's cdb as packaged by Debian (freecdb): optional, not installed by CI,
+/// so this test skips (with a note) when /usr/bin/cdbmake is absent.
+#[test]
+fn djb_cdbmake_freecdb_agrees_when_installed() {
+    let djb = Path::new("/usr/bin");
+    if !djb.join("cdbmake").exists() || !djb.join("cdbget").exists() {
+        eprintln!("skipping: freecdb (djb's cdbmake) not installed");
+        return;
+    }
+    let t = TempDir::new("cdb-djb");
+    let recs = awkward_records(3000);
+    let input = make_input(&recs);
+    let (ours, theirs) = (t.join("ours.cdb"), t.join("djb.cdb"));
+    assert_eq!(code(&cdbmake(&ours, &input)), 0);
+    let o = run(
+        &djb.join("cdbmake"),
+        [&theirs, &t.join("djb.tmp")],
+        &[],
+        &input,
+    );
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(fs::read(&ours).unwrap() == fs::read(&theirs).unwrap());
+    for (skip, want) in [("0", &b"first"[..]), ("1", b"second"), ("2", b"third")] {
+        let o = run_file_stdin(&djb.join("cdbget"), ["rep", skip], &ours);
+        assert_eq!((code(&o), o.stdout.as_slice()), (0, want));
+    }
+    let o = run_file_stdin(&djb.join("cdbdump"), [] as [&str; 0], &ours);
+    assert!(o.stdout == input);
+    // both refuse truncated input with 111
+    let o = run(
+        &djb.join("cdbmake"),
+        [&theirs, &t.join("djb.tmp")],
+        &[],
+        &input[..input.len() - 1],
+    );
+    assert_eq!(code(&o), 111);
+    assert_eq!(code(&cdbmake(&ours, &input[..input.len() - 1])), 111);
+}
+
 // ---- tinycdb reads ours, we read tinycdb's ---------------------------------------------
 
 #[test]
