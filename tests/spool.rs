@@ -229,6 +229,22 @@ fn write_error_is_53_and_leaves_nothing() {
 }
 
 #[test]
+fn unusable_tmp_is_63_and_unusable_new_is_66() {
+    // a plain file where a directory should be: fails even for root
+    let t = TempDir::new("spool");
+    t.write("tmp", b"not a directory");
+    let o = queue(t.path(), b"m\n", b"Fa@b\0Tc@d\0\0");
+    assert_eq!(code(&o), 63, "{}", stderr(&o));
+    assert!(names(&t.join("new")).is_empty());
+
+    let t = TempDir::new("spool");
+    t.write("new", b"not a directory");
+    let o = queue(t.path(), b"m\n", b"Fa@b\0Tc@d\0\0");
+    assert_eq!(code(&o), 66, "{}", stderr(&o));
+    assert!(names(&t.join("tmp")).is_empty(), "temp file left");
+}
+
+#[test]
 fn missing_spooldir_is_temporary_and_is_not_created() {
     let t = TempDir::new("spool");
     let gone = t.join("nonexistent");
