@@ -5,7 +5,8 @@
 //! so the MD5 state after that block (four 32-bit words each) is all a server
 //! needs to check a digest. Those two states are what Dovecot's `CRAM-MD5`
 //! scheme and the fehcom AUTH patches store: 32 bytes, written as 64 hex
-//! digits, each word little-endian, inner state first. The password itself
+//! digits, each word little-endian, outer state first (Dovecot's order,
+//! checked against `doveadm pw -s CRAM-MD5` in tests/auth.rs). The password itself
 //! cannot be recovered from them (MD5 compression is one-way), though they
 //! are password-equivalent for CRAM-MD5 and must be kept secret.
 
@@ -135,11 +136,11 @@ impl CramKeys {
         self.digest(challenge).ct_eq(&given).into()
     }
 
-    /// 64 lower-case hex digits: inner words then outer, little-endian
+    /// 64 lower-case hex digits: outer words then inner, little-endian
     /// (Dovecot's `{CRAM-MD5}` encoding).
     pub fn to_hex(&self) -> String {
         let mut s = String::with_capacity(64);
-        for w in self.inner.iter().chain(self.outer.iter()) {
+        for w in self.outer.iter().chain(self.inner.iter()) {
             for b in w.to_le_bytes() {
                 s.push_str(&format!("{b:02x}"));
             }
@@ -162,8 +163,8 @@ impl CramKeys {
             *w = u32::from_le_bytes(bytes);
         }
         Some(CramKeys {
-            inner: [words[0], words[1], words[2], words[3]],
-            outer: [words[4], words[5], words[6], words[7]],
+            outer: [words[0], words[1], words[2], words[3]],
+            inner: [words[4], words[5], words[6], words[7]],
         })
     }
 }
@@ -252,6 +253,13 @@ mod tests {
         assert!(!k.verify(ch, b"b913a602c7eda7a495b4e6e7334d3891"));
         assert!(!k.verify(ch, b"b913a602c7eda7a495b4e6e7334d389"));
         assert!(!k.verify(ch, b"zz13a602c7eda7a495b4e6e7334d3890"));
+    }
+
+    #[test]
+    fn dovecot_encoding() {
+        // `doveadm pw -s CRAM-MD5 -p secret` (Dovecot 2.3)
+        let want = "cd3ba7deaad6e5ca23448ba42e379747a9e0f7f1fbc00c8a81bbaac395731b56";
+        assert_eq!(CramKeys::from_password(b"secret").to_hex(), want);
     }
 
     #[test]
