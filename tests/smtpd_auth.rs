@@ -32,7 +32,11 @@ fn b64(s: &[u8]) -> String {
 
 fn unb64(s: &str) -> Vec<u8> {
     let out = Command::new("python3")
-        .args(["-c", "import base64,sys; sys.stdout.buffer.write(base64.b64decode(sys.argv[1]))", s])
+        .args([
+            "-c",
+            "import base64,sys; sys.stdout.buffer.write(base64.b64decode(sys.argv[1]))",
+            s,
+        ])
         .output()
         .unwrap();
     out.stdout
@@ -66,18 +70,25 @@ fn start(extra_env: &[(&str, &str)]) -> Option<Mx> {
     for (k, v) in extra_env {
         setup = setup.env(k, v);
     }
-    setup.args = vec![bin("checkpassword").to_string_lossy().into_owned(), "true".into()];
+    setup.args = vec![
+        bin("checkpassword").to_string_lossy().into_owned(),
+        "true".into(),
+    ];
     let mx = Mx::start(setup);
     for (user, pw) in [("u@example.org", "secret"), ("d@example.org", "other")] {
         let out = run_with_input(
-            Command::new(bin("userdb")).args(["add", user]).env("CONTROLDIR", &mx.control),
+            Command::new(bin("userdb"))
+                .args(["add", user])
+                .env("CONTROLDIR", &mx.control),
             format!("{pw}\n").as_bytes(),
             Duration::from_secs(60),
         );
         assert!(out.status.success(), "userdb add: {out:?}");
     }
     let out = run_with_input(
-        Command::new(bin("userdb")).args(["disable", "d@example.org"]).env("CONTROLDIR", &mx.control),
+        Command::new(bin("userdb"))
+            .args(["disable", "d@example.org"])
+            .env("CONTROLDIR", &mx.control),
         b"",
         Duration::from_secs(60),
     );
@@ -100,7 +111,10 @@ fn plain_login_cram_md5_grant_relaying() {
     assert!(e.contains("AUTH LOGIN PLAIN CRAM-MD5"), "{e}");
     let r = c.cmd(&format!("AUTH PLAIN {}", b64(b"\0u@example.org\0secret")));
     assert!(r.starts_with("235 2.7.0"), "{r}");
-    assert!(c.cmd("AUTH PLAIN AHUAcw==").starts_with("503"), "AUTH twice");
+    assert!(
+        c.cmd("AUTH PLAIN AHUAcw==").starts_with("503"),
+        "AUTH twice"
+    );
     assert!(c.cmd("MAIL FROM:<u@example.org>").starts_with("250"));
     assert!(c.cmd("RCPT TO:<far@victim.test>").starts_with("250"));
     assert!(c.data("Subject: auth\r\n\r\nx").starts_with("250"));
@@ -108,7 +122,9 @@ fn plain_login_cram_md5_grant_relaying() {
     // PLAIN without initial response, authzid equal to authcid
     let (mut c, _) = ehlo(&mx, "127.0.0.1");
     assert!(c.cmd("AUTH PLAIN").starts_with("334"));
-    assert!(c.cmd(&b64(b"u@example.org\0u@example.org\0secret")).starts_with("235"));
+    assert!(c
+        .cmd(&b64(b"u@example.org\0u@example.org\0secret"))
+        .starts_with("235"));
     c.cmd("QUIT");
     // LOGIN
     let (mut c, _) = ehlo(&mx, "127.0.0.1");
@@ -137,12 +153,21 @@ fn plain_login_cram_md5_grant_relaying() {
     assert_eq!(r, ["far2@victim.test", "far@victim.test"]);
     for m in mx.queued() {
         let text = String::from_utf8_lossy(&m.message).into_owned();
-        assert!(text.contains("with ESMTPA (authenticated user u@example.org);"), "{text}");
+        assert!(
+            text.contains("with ESMTPA (authenticated user u@example.org);"),
+            "{text}"
+        );
         assert!(!text.contains("secret"));
     }
     let log = mx.log_with("rule=auth");
-    assert!(log.contains("rcpt=<far@victim.test> verdict=accepted rule=auth"), "{log}");
-    assert!(log.contains("event=auth result=ok user=u@example.org"), "{log}");
+    assert!(
+        log.contains("rcpt=<far@victim.test> verdict=accepted rule=auth"),
+        "{log}"
+    );
+    assert!(
+        log.contains("event=auth result=ok user=u@example.org"),
+        "{log}"
+    );
     assert!(!log.contains("secret"), "no password in the log");
 }
 
@@ -151,7 +176,10 @@ fn failures_look_alike_and_three_close() {
     let Some(mx) = start(&[]) else { return };
     let (mut c, _) = ehlo(&mx, "127.0.0.1");
     let wrong = c.cmd(&format!("AUTH PLAIN {}", b64(b"\0u@example.org\0wrong")));
-    let unknown = c.cmd(&format!("AUTH PLAIN {}", b64(b"\0nobody@example.org\0secret")));
+    let unknown = c.cmd(&format!(
+        "AUTH PLAIN {}",
+        b64(b"\0nobody@example.org\0secret")
+    ));
     assert_eq!(wrong, "535 5.7.8 authentication failed");
     assert_eq!(unknown, wrong, "unknown user answers like a wrong password");
     c.send(format!("AUTH PLAIN {}\r\n", b64(b"\0d@example.org\0other")).as_bytes());
@@ -176,7 +204,10 @@ fn protocol_errors() {
     assert!(c.cmd("not base64!").starts_with("501"));
     assert!(c.cmd("AUTH GSSAPI").starts_with("504"));
     // authzid differing from authcid: refused
-    let r = c.cmd(&format!("AUTH PLAIN {}", b64(b"admin@example.org\0u@example.org\0secret")));
+    let r = c.cmd(&format!(
+        "AUTH PLAIN {}",
+        b64(b"admin@example.org\0u@example.org\0secret")
+    ));
     assert!(r.starts_with("535"), "{r}");
     // inside a transaction
     assert!(c.cmd("MAIL FROM:<a@s.test>").starts_with("250"));
@@ -204,7 +235,9 @@ fn plaintext_mechanisms_need_tls_or_loopback() {
     c.cmd("MAIL FROM:<u@example.org>");
     assert!(c.cmd("RCPT TO:<far@victim.test>").starts_with("553"));
     drop(mx);
-    let Some(mx) = start(&[("AUTHCLEARTEXT", "1")]) else { return };
+    let Some(mx) = start(&[("AUTHCLEARTEXT", "1")]) else {
+        return;
+    };
     let (mut c, e) = ehlo(&mx, "127.0.0.5");
     assert!(e.contains("AUTH LOGIN PLAIN CRAM-MD5"), "{e}");
     assert!(c
@@ -214,7 +247,9 @@ fn plaintext_mechanisms_need_tls_or_loopback() {
 
 #[test]
 fn requireauth_submission() {
-    let Some(mx) = start(&[("REQUIREAUTH", "1")]) else { return };
+    let Some(mx) = start(&[("REQUIREAUTH", "1")]) else {
+        return;
+    };
     let (mut c, _) = ehlo(&mx, "127.0.0.1");
     assert!(c.cmd("MAIL FROM:<u@example.org>").starts_with("530 5.7.0"));
     assert!(c
@@ -228,9 +263,10 @@ fn checkpassword_trouble_is_454_and_no_program_is_503() {
     if !need("tcpserver") {
         return;
     }
-    let mut setup = Setup::default();
-    setup.args = vec!["sh".into(), "-c".into(), "exit 111".into()];
-    let mx = Mx::start(setup);
+    let mx = Mx::start(Setup {
+        args: vec!["sh".into(), "-c".into(), "exit 111".into()],
+        ..Setup::default()
+    });
     let (mut c, _) = ehlo(&mx, "127.0.0.1");
     let r = c.cmd(&format!("AUTH PLAIN {}", b64(b"\0u@example.org\0secret")));
     assert!(r.starts_with("454 4.7.0"), "{r}");
@@ -252,13 +288,29 @@ fn swaks_auth_mechanisms() {
         let out = run_with_input(
             Command::new("swaks")
                 .args(["--server", &mx.addr, "--local-interface", "127.0.0.1"])
-                .args(["--from", "u@example.org", "--to", &format!("x-{mech}@victim.test")])
-                .args(["--auth", mech, "--auth-user", "u@example.org", "--auth-password", "secret"])
+                .args([
+                    "--from",
+                    "u@example.org",
+                    "--to",
+                    &format!("x-{mech}@victim.test"),
+                ])
+                .args([
+                    "--auth",
+                    mech,
+                    "--auth-user",
+                    "u@example.org",
+                    "--auth-password",
+                    "secret",
+                ])
                 .args(["--timeout", "30"]),
             b"",
             Duration::from_secs(60),
         );
-        assert!(out.status.success(), "{mech}: {}", String::from_utf8_lossy(&out.stdout));
+        assert!(
+            out.status.success(),
+            "{mech}: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
     }
     assert_eq!(mx.queued().len(), 3);
 }

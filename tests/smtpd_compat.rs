@@ -48,7 +48,10 @@ fn ucspi_tcpserver_and_tcprules_with_swaks() {
     r.sort();
     assert_eq!(r, ["far@victim.test", "someone@example.org"]);
     let log = mx.log_with("relayclient-env");
-    assert!(log.contains("ip=127.0.0.7 rcpt=<far@victim.test> verdict=accepted rule=relayclient-env"), "{log}");
+    assert!(
+        log.contains("ip=127.0.0.7 rcpt=<far@victim.test> verdict=accepted rule=relayclient-env"),
+        "{log}"
+    );
 }
 
 #[test]
@@ -98,7 +101,11 @@ s.quit()
         b"",
         Duration::from_secs(60),
     );
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let q = mx.queued();
     assert_eq!(q.len(), 1);
     assert_eq!(q[0].recipients, [b"a@example.org".to_vec()]);
@@ -146,10 +153,16 @@ fn qmailqueue_program_gets_message_on_fd0_and_envelope_on_fd1() {
             msgs.push(std::fs::read(&p).unwrap());
         }
     }
-    assert_eq!(envs, [b"Ffrom@s.test\0Tone@example.org\0Ttwo@sub.example.org\0\0".to_vec()]);
+    assert_eq!(
+        envs,
+        [b"Ffrom@s.test\0Tone@example.org\0Ttwo@sub.example.org\0\0".to_vec()]
+    );
     assert_eq!(msgs.len(), 1);
     let m = String::from_utf8_lossy(&msgs[0]);
-    assert!(m.starts_with("Received: from c (unknown [127.0.0.5])\n"), "{m}");
+    assert!(
+        m.starts_with("Received: from c (unknown [127.0.0.5])\n"),
+        "{m}"
+    );
     assert!(m.ends_with("\nSubject: q\n\n.x\nbody\n"), "{m}");
     assert!(mx.queued().is_empty(), "nothing in the embedded spool");
 }

@@ -58,7 +58,9 @@ const LOOK_ALIKES: [&[u8]; 8] = [
 
 #[test]
 fn smuggling_look_alikes_never_end_the_message_however_split() {
-    let Some(mx) = prepared(Setup::default()) else { return };
+    let Some(mx) = prepared(Setup::default()) else {
+        return;
+    };
     for (i, la) in LOOK_ALIKES.iter().enumerate() {
         for step in [0, 1, 3, 7] {
             let mut c = open_data(&mx, "127.0.0.5");
@@ -70,7 +72,10 @@ fn smuggling_look_alikes_never_end_the_message_however_split() {
             body.extend_from_slice(b"\r\n.\r\n");
             send_split(&mut c, &body, step);
             let r = c.reply();
-            assert!(r.starts_with("554 5.6.0"), "look-alike {i} step {step}: {r}");
+            assert!(
+                r.starts_with("554 5.6.0"),
+                "look-alike {i} step {step}: {r}"
+            );
             // the session goes on: the smuggled commands were message text
             assert!(c.cmd("NOOP").starts_with("250"), "look-alike {i}");
             c.cmd("QUIT");
@@ -81,7 +86,9 @@ fn smuggling_look_alikes_never_end_the_message_however_split() {
 
 #[test]
 fn dot_stuffing_and_terminator_byte_by_byte() {
-    let Some(mx) = prepared(Setup::default()) else { return };
+    let Some(mx) = prepared(Setup::default()) else {
+        return;
+    };
     for step in [0, 1, 2, 5] {
         let mut c = open_data(&mx, "127.0.0.5");
         send_split(
@@ -103,7 +110,9 @@ fn dot_stuffing_and_terminator_byte_by_byte() {
 
 #[test]
 fn terminator_right_after_354_is_an_empty_message() {
-    let Some(mx) = prepared(Setup::default()) else { return };
+    let Some(mx) = prepared(Setup::default()) else {
+        return;
+    };
     let mut c = open_data(&mx, "127.0.0.5");
     c.send(b".\r\n");
     assert!(c.reply().starts_with("250"));
@@ -116,13 +125,23 @@ fn terminator_right_after_354_is_an_empty_message() {
 
 #[test]
 fn pipelined_session_replies_in_order() {
-    let Some(mx) = prepared(Setup::default()) else { return };
+    let Some(mx) = prepared(Setup::default()) else {
+        return;
+    };
     let mut c = mx.client("127.0.0.5");
     c.send(b"EHLO c\r\nMAIL FROM:<a@s.test>\r\nRCPT TO:<x@example.org>\r\nRCPT TO:<y@victim.test>\r\nRCPT TO:<z@example.org>\r\nDATA\r\n");
     let ehlo = c.reply();
-    assert!(ehlo.contains("PIPELINING") && ehlo.contains("8BITMIME") && ehlo.contains("ENHANCEDSTATUSCODES"), "{ehlo}");
+    assert!(
+        ehlo.contains("PIPELINING")
+            && ehlo.contains("8BITMIME")
+            && ehlo.contains("ENHANCEDSTATUSCODES"),
+        "{ehlo}"
+    );
     assert!(ehlo.contains("SIZE "), "{ehlo}");
-    assert!(!ehlo.contains("AUTH") && !ehlo.contains("STARTTLS"), "{ehlo}");
+    assert!(
+        !ehlo.contains("AUTH") && !ehlo.contains("STARTTLS"),
+        "{ehlo}"
+    );
     assert!(c.reply().starts_with("250"));
     assert!(c.reply().starts_with("250"));
     assert!(c.reply().starts_with("553"));
@@ -142,14 +161,18 @@ fn pipelined_session_replies_in_order() {
 
 #[test]
 fn content_before_354_is_discarded_and_the_client_disconnected() {
-    let Some(mx) = prepared(Setup::default()) else { return };
+    let Some(mx) = prepared(Setup::default()) else {
+        return;
+    };
     let mut c = mx.client("127.0.0.5");
     c.send(b"EHLO c\r\nMAIL FROM:<a@s.test>\r\nRCPT TO:<x@example.org>\r\nDATA\r\nSubject: early\r\n\r\nbody\r\n.\r\nMAIL FROM:<a@s.test>\r\nRCPT TO:<n@victim.test>\r\n");
     let all = c.rest();
     assert!(all.contains("554 5.5.0"), "{all}");
     assert!(!all.lines().any(|l| l.starts_with("354")), "{all}");
     assert!(mx.queued().is_empty());
-    assert!(mx.log_with("data_before_354").contains("event=violation what=data_before_354"));
+    assert!(mx
+        .log_with("data_before_354")
+        .contains("event=violation what=data_before_354"));
 }
 
 #[test]
@@ -196,7 +219,9 @@ fn long_lines_are_refused_closed_and_recorded_in_denydir() {
 
 #[test]
 fn nul_bare_cr_and_bare_lf_commands() {
-    let Some(mx) = prepared(Setup::default()) else { return };
+    let Some(mx) = prepared(Setup::default()) else {
+        return;
+    };
     let mut c = mx.client("127.0.0.5");
     c.send(b"EHLO a\0b\r\n");
     assert!(c.reply().starts_with("501"));
@@ -215,33 +240,51 @@ fn nul_bare_cr_and_bare_lf_commands() {
 
 #[test]
 fn commands_and_their_codes() {
-    let Some(mx) = prepared(Setup::default()) else { return };
+    let Some(mx) = prepared(Setup::default()) else {
+        return;
+    };
     let mut c = mx.client("127.0.0.5");
     assert!(c.cmd("MAIL FROM:<a@s.test>").starts_with("503"));
-    for cmd in ["EXPN x", "TURN", "ETRN example.org", "XCLIENT ADDR=1.2.3.4", "BDAT 10 LAST", "FOO"] {
+    for cmd in [
+        "EXPN x",
+        "TURN",
+        "ETRN example.org",
+        "XCLIENT ADDR=1.2.3.4",
+        "BDAT 10 LAST",
+        "FOO",
+    ] {
         assert!(c.cmd(cmd).starts_with("502"), "{cmd}");
     }
     assert!(c.cmd("VRFY postmaster").starts_with("252"));
     assert!(c.cmd("HELP").starts_with("214"));
     assert!(c.cmd("NOOP").starts_with("250"));
-    assert!(c.cmd("AUTH PLAIN AHUAcA==").starts_with("503"), "no checkpassword");
+    assert!(
+        c.cmd("AUTH PLAIN AHUAcA==").starts_with("503"),
+        "no checkpassword"
+    );
     assert!(c.cmd("STARTTLS").starts_with("454"), "no certificate");
     assert!(c.cmd("EHLO c").starts_with("250"));
     assert!(c.cmd("RCPT TO:<x@example.org>").starts_with("503"));
     assert!(c.cmd("DATA").starts_with("503"));
     assert!(c.cmd("MAIL FROM:<a@s.test> FOO=BAR").starts_with("555"));
-    assert!(c.cmd("MAIL FROM:<a@s.test> BODY=8BITMIME SIZE=100").starts_with("250"));
+    assert!(c
+        .cmd("MAIL FROM:<a@s.test> BODY=8BITMIME SIZE=100")
+        .starts_with("250"));
     assert!(c.cmd("MAIL FROM:<b@s.test>").starts_with("503"));
     assert!(c.cmd("DATA").starts_with("503"));
     assert!(c.cmd("RSET").starts_with("250"));
     assert!(c.cmd("QUIT").starts_with("221"));
     assert!(c.closed());
     drop(mx);
-    let Some(mx) = prepared(Setup::default().env("DISABLEVRFY", "1")) else { return };
+    let Some(mx) = prepared(Setup::default().env("DISABLEVRFY", "1")) else {
+        return;
+    };
     let mut c = mx.client("127.0.0.5");
     assert!(c.cmd("VRFY postmaster").starts_with("502"));
     drop(mx);
-    let Some(mx) = prepared(Setup::default().env("REQUIREAUTH", "1")) else { return };
+    let Some(mx) = prepared(Setup::default().env("REQUIREAUTH", "1")) else {
+        return;
+    };
     let mut c = mx.client("127.0.0.5");
     c.cmd("EHLO c");
     assert!(c.cmd("MAIL FROM:<a@s.test>").starts_with("530 5.7.0"));
@@ -249,7 +292,9 @@ fn commands_and_their_codes() {
 
 #[test]
 fn twenty_errors_close_the_session() {
-    let Some(mx) = prepared(Setup::default()) else { return };
+    let Some(mx) = prepared(Setup::default()) else {
+        return;
+    };
     let mut c = mx.client("127.0.0.5");
     c.cmd("EHLO c");
     c.cmd("MAIL FROM:<a@s.test>");
@@ -265,7 +310,9 @@ fn twenty_errors_close_the_session() {
 
 #[test]
 fn maxrcpt_excess_gets_452() {
-    let Some(mx) = prepared(Setup::default().control("maxrcpt", "5\n")) else { return };
+    let Some(mx) = prepared(Setup::default().control("maxrcpt", "5\n")) else {
+        return;
+    };
     let mut c = mx.client("127.0.0.5");
     c.cmd("EHLO c");
     c.cmd("MAIL FROM:<a@s.test>");
@@ -273,7 +320,10 @@ fn maxrcpt_excess_gets_452() {
     for i in 0..8 {
         codes.push(code(&c.cmd(&format!("RCPT TO:<u{i}@example.org>"))).to_string());
     }
-    assert_eq!(codes, ["250", "250", "250", "250", "250", "452", "452", "452"]);
+    assert_eq!(
+        codes,
+        ["250", "250", "250", "250", "250", "452", "452", "452"]
+    );
     assert!(c.data("Subject: m\r\n\r\nx").starts_with("250"));
     c.cmd("QUIT");
     assert_eq!(mx.queued_rcpts().len(), 5);
@@ -281,9 +331,12 @@ fn maxrcpt_excess_gets_452() {
 
 #[test]
 fn hop_count() {
-    let Some(mx) = prepared(Setup::default()) else { return };
+    let Some(mx) = prepared(Setup::default()) else {
+        return;
+    };
     let mut c = open_data(&mx, "127.0.0.5");
-    let hops = "Received: from x by y\r\n".repeat(50) + &"Delivered-To: z@example.org\r\n".repeat(50);
+    let hops =
+        "Received: from x by y\r\n".repeat(50) + &"Delivered-To: z@example.org\r\n".repeat(50);
     c.send(format!("{hops}\r\nbody\r\n.\r\n").as_bytes());
     assert!(c.reply().starts_with("554 5.4.6"));
     // 99 (our own line makes 100 in the queue, as with qmail)
@@ -295,13 +348,17 @@ fn hop_count() {
     assert!(c.cmd("MAIL FROM:<a@s.test>").starts_with("250"));
     assert!(c.cmd("RCPT TO:<ok@example.org>").starts_with("250"));
     let body = "Received: x\r\n".repeat(150);
-    assert!(c.data(&format!("Subject: s\r\n\r\n{body}")).starts_with("250"));
+    assert!(c
+        .data(&format!("Subject: s\r\n\r\n{body}"))
+        .starts_with("250"));
     assert_eq!(mx.queued().len(), 2);
 }
 
 #[test]
 fn databytes_limit_read_to_the_end_then_552() {
-    let Some(mx) = prepared(Setup::default().control("databytes", "2000\n")) else { return };
+    let Some(mx) = prepared(Setup::default().control("databytes", "2000\n")) else {
+        return;
+    };
     let mut c = mx.client("127.0.0.5");
     let ehlo = c.cmd("EHLO c");
     assert!(ehlo.contains("SIZE 2000"), "{ehlo}");
@@ -326,13 +383,17 @@ fn databytes_limit_read_to_the_end_then_552() {
     assert!(c.cmd("EHLO c").contains("SIZE 100000"));
     c.cmd("MAIL FROM:<a@s.test>");
     c.cmd("RCPT TO:<ok@example.org>");
-    assert!(c.data(&format!("Subject: big\r\n\r\n{}", big.repeat(100))).starts_with("250"));
+    assert!(c
+        .data(&format!("Subject: big\r\n\r\n{}", big.repeat(100)))
+        .starts_with("250"));
     assert_eq!(mx.queued().len(), 1);
 }
 
 #[test]
 fn early_talker_with_greetdelay() {
-    let Some(mx) = prepared(Setup::default().env("GREETDELAY", "3")) else { return };
+    let Some(mx) = prepared(Setup::default().env("GREETDELAY", "3")) else {
+        return;
+    };
     let mut c = Client::connect("127.0.0.5", &mx.addr);
     c.send(b"EHLO fast\r\nMAIL FROM:<a@s.test>\r\nRCPT TO:<x@example.org>\r\n");
     let all = c.rest();
@@ -349,7 +410,9 @@ fn early_talker_with_greetdelay() {
 
 #[test]
 fn silence_times_out_with_421() {
-    let Some(mx) = prepared(Setup::default().control("timeoutsmtpd", "2\n")) else { return };
+    let Some(mx) = prepared(Setup::default().control("timeoutsmtpd", "2\n")) else {
+        return;
+    };
     let mut c = mx.client("127.0.0.5");
     let t = Instant::now();
     let r = c.reply();

@@ -73,7 +73,10 @@ fn family1_plain_third_party_relay_whatever_the_sender() {
     }
     assert!(mx.queued().is_empty());
     let log = mx.log_with("rule=norelay");
-    assert!(log.contains("rcpt=<nobody@victim.test> verdict=refused rule=norelay"), "{log}");
+    assert!(
+        log.contains("rcpt=<nobody@victim.test> verdict=refused rule=norelay"),
+        "{log}"
+    );
 }
 
 #[test]
@@ -101,9 +104,24 @@ fn family2_hidden_routing_in_the_local_part() {
 #[test]
 fn family3_source_routes_final_mailbox_decides() {
     let Some(mx) = prepared() else { return };
-    refused(&mx, "127.0.0.5", "<a@s.test>", "<@example.org:nobody@victim.test>");
-    refused(&mx, "127.0.0.5", "<a@s.test>", "<@mx.example.org,@example.org:nobody@victim.test>");
-    accepted(&mx, "127.0.0.5", "<a@s.test>", "<@victim.test:nobody@example.org>");
+    refused(
+        &mx,
+        "127.0.0.5",
+        "<a@s.test>",
+        "<@example.org:nobody@victim.test>",
+    );
+    refused(
+        &mx,
+        "127.0.0.5",
+        "<a@s.test>",
+        "<@mx.example.org,@example.org:nobody@victim.test>",
+    );
+    accepted(
+        &mx,
+        "127.0.0.5",
+        "<a@s.test>",
+        "<@victim.test:nobody@example.org>",
+    );
     assert_eq!(mx.queued_rcpts(), ["nobody@example.org"]);
 }
 
@@ -207,7 +225,9 @@ fn family6_client_identity_grants_nothing() {
         assert!(r[0].starts_with("553"), "HELO {helo}: {r:?}");
     }
     let mut c = mx.client("127.0.0.5");
-    assert!(c.cmd("XCLIENT ADDR=127.0.0.1 NAME=localhost").starts_with("502"));
+    assert!(c
+        .cmd("XCLIENT ADDR=127.0.0.1 NAME=localhost")
+        .starts_with("502"));
     c.cmd("EHLO c");
     c.cmd("MAIL FROM:<a@s.test>");
     assert!(c.cmd("RCPT TO:<n@victim.test>").starts_with("553"));
@@ -261,7 +281,10 @@ fn family8_relay_table() {
     accepted(&mx, "127.0.0.8", "<u@example.org>", "<n@victim.test>");
     assert_eq!(mx.queued_rcpts(), ["n@victim.test"]);
     let log = mx.log_with("rule=relayclient-env");
-    assert!(log.contains("rcpt=<n@victim.test> verdict=accepted rule=relayclient-env"), "{log}");
+    assert!(
+        log.contains("rcpt=<n@victim.test> verdict=accepted rule=relayclient-env"),
+        "{log}"
+    );
 }
 
 #[test]
@@ -350,6 +373,9 @@ fn positive_local_mail_from_anyone_and_100_recipients() {
     assert_eq!(q[0].recipients.len(), 100);
     assert_eq!(q[0].sender, b"");
     let m = String::from_utf8_lossy(&q[0].message);
-    assert!(m.starts_with("Received: from c (unknown [127.0.0.5])\n  by mx.example.org"), "{m}");
+    assert!(
+        m.starts_with("Received: from c (unknown [127.0.0.5])\n  by mx.example.org"),
+        "{m}"
+    );
     assert!(m.ends_with("\nSubject: test\n\nbody\n"), "{m}");
 }

@@ -1,11 +1,16 @@
-//! The client connection on fd 0 (read) and fd 1 (write), plain or TLS.
+//! The client connection: descriptor 0 (read) and 1 (write), plain or,
+//! after STARTTLS or with SMTPS, TLS through rustls. Every read has a time
+//! limit (poll), so a silent client, or one that stalls in the handshake,
+//! is timed out.
 
-use std::io;
+use std::io::{self, Read, Write};
 use std::os::fd::AsFd;
 use std::path::Path;
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use rgtls::rustls::{ServerConfig, ServerConnection};
 
 /// What a read brought.
 #[derive(Debug)]
@@ -16,20 +21,20 @@ pub enum Readable {
     Error(String),
 }
 
-/// The server side TLS configuration (none yet: STARTTLS not offered).
-#[derive(Clone)]
-pub struct TlsConfig(());
+/// The server side TLS configuration.
+pub type TlsConfig = Arc<ServerConfig>;
 
 /// Load `CONTROLDIR/servercert.pem`. `Err(None)`: no certificate (TLS not
-/// offered, nothing to log); `Err(Some(why))`: a bad one (logged once).
-pub fn load_tls(_dir: &Path) -> Result<TlsConfig, Option<String>> {
-    Err(None)
+/// offered, nothing to log); `Err(Some(why))`: a bad one (logged).
+pub fn load_tls(dir: &Path) -> Result<TlsConfig, Option<String>> {
+    match rgtls::server_config(dir) {
+        Ok(Some(c)) => Ok(c),
+        Ok(None) => Err(None),
+        Err(why) => Err(Some(why)),
+    }
 }
 
-pub struct Conn {
-    _priv: (),
-}
-
+/// Wait until fd 0 is readable, at most `timeout`.
 fn wait_readable(timeout: Duration) -> io::Result<bool> {
     let stdin = io::stdin();
     let mut fds = [PollFd::new(stdin.as_fd(), PollFlags::POLLIN)];
@@ -44,54 +49,157 @@ fn wait_readable(timeout: Duration) -> io::Result<bool> {
     }
 }
 
-fn read_fd0(buf: &mut [u8]) -> io::Result<usize> {
-    loop {
-        match nix::unistd::read(0, buf) {
-            Ok(n) => return Ok(n),
-            Err(nix::errno::Errno::EINTR) => continue,
-            Err(e) => return Err(io::Error::from(e)),
-        }
-    }
+/// Raw descriptors 0 and 1 as one stream; reads wait at most until
+/// `deadline` (then `TimedOut`).
+struct Raw {
+    deadline: Option<Instant>,
 }
 
-impl Conn {
-    pub fn stdio() -> Conn {
-        Conn { _priv: () }
-    }
-
-    /// Wait up to `timeout` for input and read what is there.
-    pub fn read(&mut self, buf: &mut [u8], timeout: Duration) -> Readable {
-        match wait_readable(timeout) {
-            Ok(false) => return Readable::Timeout,
-            Ok(true) => {}
-            Err(e) => return Readable::Error(rgcore::diag::describe_io(&e)),
+impl Read for Raw {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if let Some(d) = self.deadline {
+            let left = d.saturating_duration_since(Instant::now());
+            if !wait_readable(left)? {
+                return Err(io::ErrorKind::TimedOut.into());
+            }
         }
-        match read_fd0(buf) {
-            Ok(0) => Readable::Eof,
-            Ok(n) => Readable::Data(n),
-            Err(e) => Readable::Error(rgcore::diag::describe_io(&e).replace(' ', "_")),
-        }
-    }
-
-    /// Has the client sent something we have not read yet?
-    pub fn pending(&mut self) -> bool {
-        wait_readable(Duration::ZERO).unwrap_or(false)
-    }
-
-    pub fn write_all(&mut self, mut data: &[u8]) -> io::Result<()> {
-        let stdout = io::stdout();
-        while !data.is_empty() {
-            match nix::unistd::write(stdout.as_fd(), data) {
-                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => data = data.get(n..).unwrap_or_default(),
+        loop {
+            match nix::unistd::read(0, buf) {
+                Ok(n) => return Ok(n),
                 Err(nix::errno::Errno::EINTR) => continue,
                 Err(e) => return Err(io::Error::from(e)),
             }
         }
+    }
+}
+
+impl Write for Raw {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        let stdout = io::stdout();
+        loop {
+            match nix::unistd::write(stdout.as_fd(), data) {
+                Ok(n) => return Ok(n),
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(e) => return Err(io::Error::from(e)),
+            }
+        }
+    }
+    fn flush(&mut self) -> io::Result<()> {
         Ok(())
     }
+}
 
-    pub fn start_tls(&mut self, _cfg: TlsConfig) -> Result<(), String> {
-        Err("TLS not built".into())
+fn short(e: &dyn std::fmt::Display) -> String {
+    rgcore::diag::printable(&e.to_string()).replace(' ', "_")
+}
+
+pub struct Conn {
+    tls: Option<Box<ServerConnection>>,
+}
+
+impl Conn {
+    pub fn stdio() -> Conn {
+        Conn { tls: None }
+    }
+
+    pub fn is_tls(&self) -> bool {
+        self.tls.is_some()
+    }
+
+    /// Wait up to `timeout` for input and read what is there.
+    pub fn read(&mut self, buf: &mut [u8], timeout: Duration) -> Readable {
+        let deadline = Instant::now() + timeout;
+        let Some(tls) = self.tls.as_deref_mut() else {
+            let mut raw = Raw {
+                deadline: Some(deadline),
+            };
+            return match raw.read(buf) {
+                Ok(0) => Readable::Eof,
+                Ok(n) => Readable::Data(n),
+                Err(e) if e.kind() == io::ErrorKind::TimedOut => Readable::Timeout,
+                Err(e) => Readable::Error(short(&rgcore::diag::describe_io(&e))),
+            };
+        };
+        tls_read(tls, buf, deadline)
+    }
+
+    /// Has the client sent something we have not read yet?
+    pub fn pending(&mut self) -> bool {
+        if wait_readable(Duration::ZERO).unwrap_or(false) {
+            return true;
+        }
+        match self.tls.as_deref_mut() {
+            Some(tls) => tls
+                .process_new_packets()
+                .map(|s| s.plaintext_bytes_to_read() > 0)
+                .unwrap_or(false),
+            None => false,
+        }
+    }
+
+    pub fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
+        let mut raw = Raw { deadline: None };
+        match self.tls.as_deref_mut() {
+            None => raw.write_all(data),
+            Some(tls) => {
+                tls.writer().write_all(data)?;
+                while tls.wants_write() {
+                    tls.write_tls(&mut raw)?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// The TLS handshake, bounded by `timeout`.
+    pub fn start_tls(&mut self, cfg: TlsConfig, timeout: Duration) -> Result<(), String> {
+        let mut tls = ServerConnection::new(cfg).map_err(|e| short(&e))?;
+        let mut raw = Raw {
+            deadline: Some(Instant::now() + timeout),
+        };
+        while tls.is_handshaking() {
+            match tls.complete_io(&mut raw) {
+                Ok((0, 0)) if tls.is_handshaking() => return Err("eof_in_handshake".into()),
+                Ok(_) => {}
+                Err(e) => {
+                    // send the alert, if any, before giving up
+                    let _ = tls.write_tls(&mut raw);
+                    return Err(short(&e));
+                }
+            }
+        }
+        self.tls = Some(Box::new(tls));
+        Ok(())
+    }
+}
+
+/// Read plaintext from a TLS connection before `deadline`.
+fn tls_read(tls: &mut ServerConnection, buf: &mut [u8], deadline: Instant) -> Readable {
+    let mut raw = Raw {
+        deadline: Some(deadline),
+    };
+    loop {
+        match tls.reader().read(buf) {
+            Ok(0) => return Readable::Eof,
+            Ok(n) => return Readable::Data(n),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Readable::Eof,
+            Err(e) => return Readable::Error(short(&e)),
+        }
+        while tls.wants_write() {
+            if tls.write_tls(&mut raw).is_err() {
+                return Readable::Eof;
+            }
+        }
+        match tls.read_tls(&mut raw) {
+            Ok(0) => return Readable::Eof,
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::TimedOut => return Readable::Timeout,
+            Err(e) => return Readable::Error(short(&e)),
+        }
+        if let Err(e) = tls.process_new_packets() {
+            let _ = tls.write_tls(&mut raw);
+            return Readable::Error(short(&e));
+        }
     }
 }

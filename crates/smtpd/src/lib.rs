@@ -124,6 +124,7 @@ pub fn run(args: Vec<OsString>) -> i32 {
         settings: &settings,
         queue: None,
         tls: tls.ok(),
+        timeout: Duration::from_secs(1200),
     };
     d.main();
     0
@@ -135,25 +136,11 @@ struct Driver<'a> {
     settings: &'a Settings,
     queue: Option<Open>,
     tls: Option<conn::TlsConfig>,
+    timeout: Duration,
 }
 
 impl Driver<'_> {
     fn main(&mut self) {
-        if self.settings.smtps {
-            let Some(tls) = self.tls.clone() else {
-                self.session
-                    .logf("event=close reason=smtps_without_certificate");
-                self.flush();
-                return;
-            };
-            if let Err(e) = self.conn.start_tls(tls) {
-                self.session
-                    .logf(&format!("event=close reason=tls_handshake error={e}"));
-                self.flush();
-                return;
-            }
-            self.session.set_tls_on();
-        }
         let timeout = match self.session.env().ctl.timeout() {
             Ok(t) => t,
             Err(f) => {
@@ -162,6 +149,22 @@ impl Driver<'_> {
                 return;
             }
         };
+        self.timeout = timeout;
+        if self.settings.smtps {
+            let Some(tls) = self.tls.clone() else {
+                self.session
+                    .logf("event=close reason=smtps_without_certificate");
+                self.flush();
+                return;
+            };
+            if let Err(e) = self.conn.start_tls(tls, timeout) {
+                self.session
+                    .logf(&format!("event=close reason=tls_handshake error={e}"));
+                self.flush();
+                return;
+            }
+            self.session.set_tls_on();
+        }
         let mut buf = vec![0u8; INBUF];
         if !self.settings.greetdelay.is_zero() {
             if let Readable::Data(n) = self.conn.read(&mut buf, self.settings.greetdelay) {
@@ -239,7 +242,7 @@ impl Driver<'_> {
 
     fn starttls(&mut self) {
         let Some(tls) = self.tls.clone() else { return };
-        match self.conn.start_tls(tls) {
+        match self.conn.start_tls(tls, self.timeout) {
             Ok(()) => self.session.tls_started(),
             Err(e) => {
                 self.session
