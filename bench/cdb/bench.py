@@ -90,15 +90,17 @@ def main():
         progs["cdbget-static"] = f"{a.static_bin}/cdbget"
     per = {k: [] for k in progs}
     for _ in range(ROUNDS):
-        for k, prog in progs.items():
-            t = time.perf_counter()
-            for _ in range(n):
-                if prog is None:
-                    subprocess.run(["cdb", "-q", theirs_db, key], stdout=subprocess.DEVNULL, check=True)
-                else:
-                    with open(theirs_db, "rb") as f:
-                        subprocess.run([prog, key], stdin=f, stdout=subprocess.DEVNULL, check=True)
-            per[k].append((time.perf_counter() - t) / n)
+        # interleaved run by run, so a burst of load hits every program alike
+        spent = {k: 0.0 for k in progs}
+        for _ in range(n):
+            for k, prog in progs.items():
+                with open(theirs_db, "rb") as f:
+                    cmd = ["cdb", "-q", theirs_db, key] if prog is None else [prog, key]
+                    t = time.perf_counter()
+                    subprocess.run(cmd, stdin=f, stdout=subprocess.DEVNULL, check=True)
+                    spent[k] += time.perf_counter() - t
+        for k in progs:
+            per[k].append(spent[k] / n)
     print(f"\n## one lookup per process ({n} runs per round), ms per run (mostly process start-up)")
     for k, v in per.items():
         print(f"{k:14} median {statistics.median(v) * 1e3:.3f} ms   runs {' '.join(f'{x * 1e3:.3f}' for x in v)}")
