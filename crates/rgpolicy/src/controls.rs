@@ -21,6 +21,8 @@ use rgcore::control::{self, normalize_domain, DomainSet};
 use rgcore::ip::{canonical, parse_rule_net};
 use rgcore::Failure;
 
+use crate::domains::DomainText;
+
 /// Default for `me` when the file is absent.
 pub const DEFAULT_ME: &str = "localhost";
 /// Default for `maxrcpt`.
@@ -29,8 +31,6 @@ pub const DEFAULT_MAXRCPT: usize = 100;
 pub const DEFAULT_TIMEOUT: u64 = 1200;
 /// cdbs up to this size are read into memory at first use.
 const SMALL_CDB: u64 = 64 * 1024;
-/// After this many scans of the rcpthosts text in one session, build a set.
-const SCANS_BEFORE_SET: u32 = 4;
 
 /// A compiled control file: in memory when small, `pread` otherwise.
 enum Db {
@@ -96,13 +96,6 @@ enum List {
     Text(AddrList),
 }
 
-/// rcpthosts: absent, raw text scanned per lookup, or a set once it pays.
-enum RcptHosts {
-    Absent,
-    Raw { bytes: Vec<u8>, scans: u32 },
-    Set(DomainSet),
-}
-
 /// One parsed relayrules line: a sender pattern and its networks.
 struct RelayRule {
     sender: String,
@@ -119,7 +112,8 @@ pub struct Controls {
     databytes: Option<u64>,
     maxrcpt: Option<usize>,
     timeout: Option<Duration>,
-    rcpthosts: Option<RcptHosts>,
+    /// `None`: not read yet; `Some(None)`: absent.
+    rcpthosts: Option<Option<DomainText>>,
     morercpthosts: Option<Option<Db>>,
     relayclients: Option<(IpAddr, Option<String>)>,
     relaydomains: Option<DomainSet>,
@@ -248,28 +242,14 @@ impl Controls {
     /// Missing rcpthosts: no domain is.
     pub fn in_rcpthosts(&mut self, domain: &str) -> Result<bool, Failure> {
         if self.rcpthosts.is_none() {
-            let state = match control::read_raw(&self.dir, "rcpthosts")? {
-                None => RcptHosts::Absent,
-                Some(bytes) => RcptHosts::Raw { bytes, scans: 0 },
-            };
-            self.rcpthosts = Some(state);
+            let text = control::read_raw(&self.dir, "rcpthosts")?;
+            self.rcpthosts = Some(text.map(DomainText::new));
         }
         let d = normalize_domain(domain);
-        let found = match &mut self.rcpthosts {
-            None | Some(RcptHosts::Absent) => false,
-            Some(RcptHosts::Set(set)) => set.contains(&d),
-            Some(RcptHosts::Raw { bytes, scans }) if *scans < SCANS_BEFORE_SET => {
-                *scans += 1;
-                scan_domains(bytes, &d)
-            }
-            Some(RcptHosts::Raw { bytes, .. }) => {
-                let set = DomainSet::from_lines(control::parse_lines(bytes));
-                let found = set.contains(&d);
-                self.rcpthosts = Some(RcptHosts::Set(set));
-                found
-            }
-        };
-        Ok(found)
+        Ok(match &mut self.rcpthosts {
+            Some(Some(text)) => text.contains(&d),
+            _ => false,
+        })
     }
 
     /// Is `domain` in `morercpthosts.cdb` (the domain or one of its `.suffix`
@@ -398,29 +378,6 @@ impl Controls {
             _ => Ok(None),
         }
     }
-}
-
-/// Scan rcpthosts text for `d` (already normalised) without building
-/// anything: a line equal to `d`, or a `.suffix` line that `d` ends with.
-fn scan_domains(bytes: &[u8], d: &str) -> bool {
-    if d.is_empty() {
-        return false;
-    }
-    let d = d.as_bytes();
-    bytes.split(|&b| b == b'\n').any(|line| {
-        let l = line.trim_ascii();
-        let l = l.strip_suffix(b".").unwrap_or(l);
-        if l.is_empty() || l.first() == Some(&b'#') {
-            return false;
-        }
-        if l.first() == Some(&b'.') {
-            l.len() < d.len()
-                && d.get(d.len() - l.len()..)
-                    .is_some_and(|tail| tail.eq_ignore_ascii_case(l))
-        } else {
-            l.eq_ignore_ascii_case(d)
-        }
-    })
 }
 
 /// Longest-match lookup in relayclients.cdb: keys as `mkcdb` writes them

@@ -13,5 +13,6 @@
 pub mod addr;
 pub mod controls;
 pub mod decide;
+mod domains;
 
 pub use rgcore::Failure;

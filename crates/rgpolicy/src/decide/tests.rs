@@ -74,8 +74,7 @@ fn site() -> Dir {
                 ("boss@example.org", "+x"),
                 ("web@example.org", "+x"),
                 ("off@example.org", "-x"),
-            ],
-        );
+        ]);
     d
 }
 
@@ -156,457 +155,93 @@ fn check(dir: &Dir, rows: &[Row]) {
 const NO: &str = "";
 
 #[test]
+#[rustfmt::skip]
 fn family_1_plain_third_party_relay() {
-    check(
-        &site(),
-        &[
-            (
-                Stranger,
-                "<x@victim.test>",
-                "<nobody@victim.test>",
-                false,
-                Norelay,
-                NO,
-            ),
-            (Stranger, "<>", "<nobody@victim.test>", false, Norelay, NO),
-            (Stranger, "<x>", "<nobody@victim.test>", false, Syntax, NO),
-            (
-                Stranger,
-                "<postmaster@example.org>",
-                "<nobody@victim.test>",
-                false,
-                Norelay,
-                NO,
-            ),
-            (
-                Stranger,
-                "<x@mx.example.org>",
-                "<nobody@victim.test>",
-                false,
-                Norelay,
-                NO,
-            ),
-            (
-                Stranger,
-                "<x@[127.0.0.1]>",
-                "<nobody@victim.test>",
-                false,
-                Norelay,
-                NO,
-            ),
-            (
-                Stranger,
-                "<x@[192.0.2.25]>",
-                "<nobody@victim.test>",
-                false,
-                Norelay,
-                NO,
-            ),
-            (
-                Stranger,
-                "<x@victim.test> AUTH=boss@example.org",
-                "<nobody@victim.test>",
-                false,
-                Norelay,
-                NO,
-            ),
-            (
-                Stranger,
-                "<postmaster@example.org> AUTH=<>",
-                "<nobody@victim.test>",
-                false,
-                Norelay,
-                NO,
-            ),
-            (
-                Stranger,
-                "<x@allowed.example.victim.test>",
-                "<nobody@victim.test>",
-                false,
-                Norelay,
-                NO,
-            ),
-            (
-                Stranger,
-                "<x@victim.test>",
-                "<nobody@[192.0.2.1]>",
-                false,
-                Norelay,
-                NO,
-            ),
-        ],
-    );
+    check(&site(), &[
+        (Stranger, "<x@victim.test>", "<nobody@victim.test>", false, Norelay, NO),
+        (Stranger, "<>", "<nobody@victim.test>", false, Norelay, NO),
+        (Stranger, "<x>", "<nobody@victim.test>", false, Syntax, NO),
+        (Stranger, "<postmaster@example.org>", "<nobody@victim.test>", false, Norelay, NO),
+        (Stranger, "<x@mx.example.org>", "<nobody@victim.test>", false, Norelay, NO),
+        (Stranger, "<x@[127.0.0.1]>", "<nobody@victim.test>", false, Norelay, NO),
+        (Stranger, "<x@[192.0.2.25]>", "<nobody@victim.test>", false, Norelay, NO),
+        (Stranger, "<x@victim.test> AUTH=boss@example.org", "<nobody@victim.test>", false, Norelay, NO),
+        (Stranger, "<postmaster@example.org> AUTH=<>", "<nobody@victim.test>", false, Norelay, NO),
+        (Stranger, "<x@allowed.example.victim.test>", "<nobody@victim.test>", false, Norelay, NO),
+        (Stranger, "<x@victim.test>", "<nobody@[192.0.2.1]>", false, Norelay, NO),
+    ]);
 }
 
 #[test]
+#[rustfmt::skip]
 fn family_2_hidden_routing_in_the_local_part() {
-    check(
-        &site(),
-        &[
-            (
-                Stranger,
-                "<x@victim.test>",
-                "<\"nobody@victim.test\">",
-                false,
-                Syntax,
-                NO,
-            ),
-            (
-                Stranger,
-                "<x@victim.test>",
-                "<\"nobody@victim.test\"@example.org>",
-                false,
-                Syntax,
-                NO,
-            ),
-            (
-                Stranger,
-                "<x@victim.test>",
-                "<nobody%victim.test@example.org>",
-                false,
-                Syntax,
-                NO,
-            ),
-            (
-                Stranger,
-                "<x@victim.test>",
-                "<nobody%victim.test@[127.0.0.1]>",
-                false,
-                Syntax,
-                NO,
-            ),
-            (
-                Stranger,
-                "<x@victim.test>",
-                "<nobody%victim.test@[192.0.2.25]>",
-                false,
-                Syntax,
-                NO,
-            ),
-            (
-                Stranger,
-                "<x@victim.test>",
-                "<nobody@victim.test@example.org>",
-                false,
-                Syntax,
-                NO,
-            ),
-            (
-                Stranger,
-                "<x@victim.test>",
-                "<victim.test!nobody>",
-                false,
-                Syntax,
-                NO,
-            ),
-            (
-                Stranger,
-                "<x@victim.test>",
-                "<victim.test!nobody@example.org>",
-                false,
-                Syntax,
-                NO,
-            ),
-            (
-                Stranger,
-                "<x@victim.test>",
-                "<nobody\\@victim.test@example.org>",
-                false,
-                Syntax,
-                NO,
-            ),
-            (
-                Stranger,
-                "<x@victim.test>",
-                "<\"nobody%victim.test\"@example.org>",
-                false,
-                Syntax,
-                NO,
-            ),
-            (
-                Stranger,
-                "<x@victim.test>",
-                "<nobody%victim.test@backup.example.net>",
-                false,
-                Syntax,
-                NO,
-            ),
-            (
-                Stranger,
-                "<x@victim.test>",
-                "<\"nobody@victim.test\"@backup.example.net>",
-                false,
-                Syntax,
-                NO,
-            ),
-            (
-                Stranger,
-                "<x@victim.test>",
-                "<victim.test!nobody@backup.example.net>",
-                false,
-                Syntax,
-                NO,
-            ),
-            (
-                Stranger,
-                "<x@victim.test>",
-                "<nobody@victim.test@backup.example.net>",
-                false,
-                Syntax,
-                NO,
-            ),
-            (
-                Stranger,
-                "<x@victim.test>",
-                "<nobody%victim.test@a.deep.example.net>",
-                false,
-                Syntax,
-                NO,
-            ),
-            // even a relay client does not get hidden routes through
-            (
-                Env(""),
-                "<x@victim.test>",
-                "<nobody%victim.test@example.org>",
-                false,
-                Syntax,
-                NO,
-            ),
-        ],
-    );
+    check(&site(), &[
+        (Stranger, "<x@victim.test>", "<\"nobody@victim.test\">", false, Syntax, NO),
+        (Stranger, "<x@victim.test>", "<\"nobody@victim.test\"@example.org>", false, Syntax, NO),
+        (Stranger, "<x@victim.test>", "<nobody%victim.test@example.org>", false, Syntax, NO),
+        (Stranger, "<x@victim.test>", "<nobody%victim.test@[127.0.0.1]>", false, Syntax, NO),
+        (Stranger, "<x@victim.test>", "<nobody%victim.test@[192.0.2.25]>", false, Syntax, NO),
+        (Stranger, "<x@victim.test>", "<nobody@victim.test@example.org>", false, Syntax, NO),
+        (Stranger, "<x@victim.test>", "<victim.test!nobody>", false, Syntax, NO),
+        (Stranger, "<x@victim.test>", "<victim.test!nobody@example.org>", false, Syntax, NO),
+        (Stranger, "<x@victim.test>", "<nobody\\@victim.test@example.org>", false, Syntax, NO),
+        (Stranger, "<x@victim.test>", "<\"nobody%victim.test\"@example.org>", false, Syntax, NO),
+        (Stranger, "<x@victim.test>", "<nobody%victim.test@backup.example.net>", false, Syntax, NO),
+        (Stranger, "<x@victim.test>", "<\"nobody@victim.test\"@backup.example.net>", false, Syntax, NO),
+        (Stranger, "<x@victim.test>", "<victim.test!nobody@backup.example.net>", false, Syntax, NO),
+        (Stranger, "<x@victim.test>", "<nobody@victim.test@backup.example.net>", false, Syntax, NO),
+        (Stranger, "<x@victim.test>", "<nobody%victim.test@a.deep.example.net>", false, Syntax, NO),
+        // even a relay client does not get hidden routes through
+        (Env(""), "<x@victim.test>", "<nobody%victim.test@example.org>", false, Syntax, NO),
+    ]);
 }
 
 #[test]
+#[rustfmt::skip]
 fn family_3_source_routes() {
-    check(
-        &site(),
-        &[
-            (
-                Stranger,
-                "<x@victim.test>",
-                "<@example.org:nobody@victim.test>",
-                false,
-                Norelay,
-                NO,
-            ),
-            (
-                Stranger,
-                "<x@victim.test>",
-                "<@mx.example.org,@example.org:nobody@victim.test>",
-                false,
-                Norelay,
-                NO,
-            ),
-            (
-                Stranger,
-                "<x@victim.test>",
-                "<@backup.example.net:nobody@victim.test>",
-                false,
-                Norelay,
-                NO,
-            ),
-            (
-                Stranger,
-                "<x@victim.test>",
-                "<@[192.0.2.25]:nobody@victim.test>",
-                false,
-                Norelay,
-                NO,
-            ),
-            (
-                Stranger,
-                "<x@victim.test>",
-                "<@victim.test:nobody@example.org>",
-                true,
-                Rcpthosts,
-                "nobody@example.org",
-            ),
-            (
-                Stranger,
-                "<@victim.test:x@victim.test>",
-                "<nobody@example.org>",
-                true,
-                Rcpthosts,
-                "nobody@example.org",
-            ),
-        ],
-    );
+    check(&site(), &[
+        (Stranger, "<x@victim.test>", "<@example.org:nobody@victim.test>", false, Norelay, NO),
+        (Stranger, "<x@victim.test>", "<@mx.example.org,@example.org:nobody@victim.test>", false, Norelay, NO),
+        (Stranger, "<x@victim.test>", "<@backup.example.net:nobody@victim.test>", false, Norelay, NO),
+        (Stranger, "<x@victim.test>", "<@[192.0.2.25]:nobody@victim.test>", false, Norelay, NO),
+        (Stranger, "<x@victim.test>", "<@victim.test:nobody@example.org>", true, Rcpthosts, "nobody@example.org"),
+        (Stranger, "<@victim.test:x@victim.test>", "<nobody@example.org>", true, Rcpthosts, "nobody@example.org"),
+    ]);
 }
 
 #[test]
+#[rustfmt::skip]
 fn family_4_domain_literals() {
-    check(
-        &site(),
-        &[
-            // ours: TCPLOCALIP, 127.0.0.1, ::1 mean localiphost (default me, in rcpthosts)
-            (
-                Stranger,
-                "<x@victim.test>",
-                "<nobody@[192.0.2.25]>",
-                true,
-                Rcpthosts,
-                "nobody@[192.0.2.25]",
-            ),
-            (
-                Stranger,
-                "<x@victim.test>",
-                "<nobody@[127.0.0.1]>",
-                true,
-                Rcpthosts,
-                "nobody@[127.0.0.1]",
-            ),
-            (
-                Stranger,
-                "<x@victim.test>",
-                "<nobody@[IPv6:::1]>",
-                true,
-                Rcpthosts,
-                "nobody@[IPv6:::1]",
-            ),
-            (
-                Stranger,
-                "<x@victim.test>",
-                "<nobody@[IPv6:::ffff:127.0.0.1]>",
-                true,
-                Rcpthosts,
-                "nobody@[IPv6:::ffff:127.0.0.1]",
-            ),
-            (
-                Stranger,
-                "<x@victim.test>",
-                "<nobody@[IPv6:::ffff:192.0.2.25]>",
-                true,
-                Rcpthosts,
-                "nobody@[IPv6:::ffff:192.0.2.25]",
-            ),
-            // foreign
-            (
-                Stranger,
-                "<x@victim.test>",
-                "<nobody@[192.0.2.1]>",
-                false,
-                Norelay,
-                NO,
-            ),
-            (
-                Stranger,
-                "<x@victim.test>",
-                "<nobody@[127.0.0.2]>",
-                false,
-                Norelay,
-                NO,
-            ),
-            (
-                Stranger,
-                "<x@victim.test>",
-                "<nobody@[0.0.0.0]>",
-                false,
-                Norelay,
-                NO,
-            ),
-            (
-                Stranger,
-                "<x@victim.test>",
-                "<nobody@[IPv6:2001:db8::99]>",
-                false,
-                Norelay,
-                NO,
-            ),
-            (
-                Stranger,
-                "<x@victim.test>",
-                "<nobody@[IPv6:::]>",
-                false,
-                Norelay,
-                NO,
-            ),
-            // malformed: lenient parsers read these as 127.0.0.1
-            (
-                Stranger,
-                "<x@victim.test>",
-                "<nobody@[127.0.0.256]>",
-                false,
-                Syntax,
-                NO,
-            ),
-            (
-                Stranger,
-                "<x@victim.test>",
-                "<nobody@[127.1]>",
-                false,
-                Syntax,
-                NO,
-            ),
-            (
-                Stranger,
-                "<x@victim.test>",
-                "<nobody@[0177.0.0.1]>",
-                false,
-                Syntax,
-                NO,
-            ),
-            (
-                Stranger,
-                "<x@victim.test>",
-                "<nobody@[0x7f.0.0.1]>",
-                false,
-                Syntax,
-                NO,
-            ),
-            (
-                Stranger,
-                "<x@victim.test>",
-                "<nobody@[2130706433]>",
-                false,
-                Syntax,
-                NO,
-            ),
-            (
-                Stranger,
-                "<x@victim.test>",
-                "<nobody@[127.0.0.1.]>",
-                false,
-                Syntax,
-                NO,
-            ),
-            (
-                Stranger,
-                "<x@victim.test>",
-                "<nobody@[::1]>",
-                false,
-                Syntax,
-                NO,
-            ),
-            (
-                Stranger,
-                "<x@victim.test>",
-                "<nobody@127.0.0.1>",
-                false,
-                Syntax,
-                NO,
-            ),
-            (
-                Stranger,
-                "<x@victim.test>",
-                "<nobody@[192.0.2.25].>",
-                false,
-                Syntax,
-                NO,
-            ),
-            // a relay client may relay to foreign literals
-            (
-                Env(""),
-                "<x@victim.test>",
-                "<nobody@[192.0.2.1]>",
-                true,
-                RelayclientEnv,
-                "nobody@[192.0.2.1]",
-            ),
-        ],
-    );
+    check(&site(), &[
+        // ours: TCPLOCALIP, 127.0.0.1, ::1 mean localiphost (default me, in rcpthosts)
+        (Stranger, "<x@victim.test>", "<nobody@[192.0.2.25]>", true, Rcpthosts, "nobody@[192.0.2.25]"),
+        (Stranger, "<x@victim.test>", "<nobody@[127.0.0.1]>", true, Rcpthosts, "nobody@[127.0.0.1]"),
+        (Stranger, "<x@victim.test>", "<nobody@[IPv6:::1]>", true, Rcpthosts, "nobody@[IPv6:::1]"),
+        (Stranger, "<x@victim.test>", "<nobody@[IPv6:::ffff:127.0.0.1]>", true, Rcpthosts, "nobody@[IPv6:::ffff:127.0.0.1]"),
+        (Stranger, "<x@victim.test>", "<nobody@[IPv6:::ffff:192.0.2.25]>", true, Rcpthosts, "nobody@[IPv6:::ffff:192.0.2.25]"),
+        // foreign
+        (Stranger, "<x@victim.test>", "<nobody@[192.0.2.1]>", false, Norelay, NO),
+        (Stranger, "<x@victim.test>", "<nobody@[127.0.0.2]>", false, Norelay, NO),
+        (Stranger, "<x@victim.test>", "<nobody@[0.0.0.0]>", false, Norelay, NO),
+        (Stranger, "<x@victim.test>", "<nobody@[IPv6:2001:db8::99]>", false, Norelay, NO),
+        (Stranger, "<x@victim.test>", "<nobody@[IPv6:::]>", false, Norelay, NO),
+        // malformed: lenient parsers read these as 127.0.0.1
+        (Stranger, "<x@victim.test>", "<nobody@[127.0.0.256]>", false, Syntax, NO),
+        (Stranger, "<x@victim.test>", "<nobody@[127.1]>", false, Syntax, NO),
+        (Stranger, "<x@victim.test>", "<nobody@[0177.0.0.1]>", false, Syntax, NO),
+        (Stranger, "<x@victim.test>", "<nobody@[0x7f.0.0.1]>", false, Syntax, NO),
+        (Stranger, "<x@victim.test>", "<nobody@[2130706433]>", false, Syntax, NO),
+        (Stranger, "<x@victim.test>", "<nobody@[127.0.0.1.]>", false, Syntax, NO),
+        (Stranger, "<x@victim.test>", "<nobody@[::1]>", false, Syntax, NO),
+        (Stranger, "<x@victim.test>", "<nobody@127.0.0.1>", false, Syntax, NO),
+        (Stranger, "<x@victim.test>", "<nobody@[192.0.2.25].>", false, Syntax, NO),
+        // a relay client may relay to foreign literals
+        (Env(""), "<x@victim.test>", "<nobody@[192.0.2.1]>", true, RelayclientEnv, "nobody@[192.0.2.1]"),
+    ]);
 }
 
 #[test]
+#[rustfmt::skip]
 fn localiphost_decides_literals() {
     let d = site();
     d.write("localiphost", "literal.example.net\n");
@@ -629,254 +264,42 @@ fn localiphost_decides_literals() {
 }
 
 #[test]
+#[rustfmt::skip]
 fn family_5_spelling() {
-    check(
-        &site(),
-        &[
-            (
-                Stranger,
-                "<x@victim.test>",
-                "<nobody@EXAMPLE.ORG>",
-                true,
-                Rcpthosts,
-                "nobody@EXAMPLE.ORG",
-            ),
-            (
-                Stranger,
-                "<x@victim.test>",
-                "<nobody@example.org.>",
-                true,
-                Rcpthosts,
-                "nobody@example.org",
-            ),
-            (
-                Stranger,
-                "<x@victim.test>",
-                "<Nobody@Mx.Example.Org.>",
-                true,
-                Rcpthosts,
-                "Nobody@Mx.Example.Org",
-            ),
-            (
-                Stranger,
-                "<x@victim.test>",
-                "nobody@example.org",
-                true,
-                Rcpthosts,
-                "nobody@example.org",
-            ),
-            (
-                Stranger,
-                "<x@victim.test>",
-                " <nobody@example.org>",
-                true,
-                Rcpthosts,
-                "nobody@example.org",
-            ),
-            (
-                Stranger,
-                "<x@victim.test>",
-                "< nobody@example.org >",
-                true,
-                Rcpthosts,
-                "nobody@example.org",
-            ),
-            (
-                Stranger,
-                "x@victim.test",
-                "nobody@example.org",
-                true,
-                Rcpthosts,
-                "nobody@example.org",
-            ),
-            (
-                Stranger,
-                "<x@victim.test>",
-                "<nobody@example.org..>",
-                false,
-                Syntax,
-                NO,
-            ),
-            (
-                Stranger,
-                "<x@victim.test>",
-                "<nobody@evilexample.org>",
-                false,
-                Norelay,
-                NO,
-            ),
-            (
-                Stranger,
-                "<x@victim.test>",
-                "<nobody@example.org.victim.test>",
-                false,
-                Norelay,
-                NO,
-            ),
-            (
-                Stranger,
-                "<x@victim.test>",
-                "<nobody@sub.example.org>",
-                false,
-                Norelay,
-                NO,
-            ),
-            (
-                Stranger,
-                "<x@victim.test>",
-                "<nobody@lists.example.org>",
-                false,
-                Norelay,
-                NO,
-            ),
-            (
-                Stranger,
-                "<x@victim.test>",
-                "<nobody@a.lists.example.org>",
-                true,
-                Rcpthosts,
-                "nobody@a.lists.example.org",
-            ),
-            (
-                Stranger,
-                "<x@victim.test>",
-                "<nobody@a.b.LISTS.example.org.>",
-                true,
-                Rcpthosts,
-                "nobody@a.b.LISTS.example.org",
-            ),
-            (
-                Stranger,
-                "<x@victim.test>",
-                "<nobody@xlists.example.org>",
-                false,
-                Norelay,
-                NO,
-            ),
-            (
-                Stranger,
-                "<x@victim.test>",
-                "<nobody@backup.example.net>",
-                true,
-                Morercpthosts,
-                "nobody@backup.example.net",
-            ),
-            (
-                Stranger,
-                "<x@victim.test>",
-                "<nobody@BACKUP.Example.NET.>",
-                true,
-                Morercpthosts,
-                "nobody@BACKUP.Example.NET",
-            ),
-            (
-                Stranger,
-                "<x@victim.test>",
-                "<nobody@x.deep.example.net>",
-                true,
-                Morercpthosts,
-                "nobody@x.deep.example.net",
-            ),
-            (
-                Stranger,
-                "<x@victim.test>",
-                "<nobody@deep.example.net>",
-                false,
-                Norelay,
-                NO,
-            ),
-            (
-                Stranger,
-                "<x@victim.test>",
-                "<nobody@evilbackup.example.net>",
-                false,
-                Norelay,
-                NO,
-            ),
-            (
-                Stranger,
-                "<x@victim.test>",
-                "<nobody@backup.example.net.victim.test>",
-                false,
-                Norelay,
-                NO,
-            ),
-            (
-                Stranger,
-                "<x@victim.test>",
-                "<nobody@example.org> <nobody@victim.test>",
-                false,
-                Syntax,
-                NO,
-            ),
-            (
-                Stranger,
-                "<x@victim.test>",
-                "<nobody@victim.test> <nobody@example.org>",
-                false,
-                Syntax,
-                NO,
-            ),
-            (
-                Stranger,
-                "<x@victim.test>",
-                "<nobody@victim.test,nobody@example.org>",
-                false,
-                Syntax,
-                NO,
-            ),
-            (
-                Stranger,
-                "<x@victim.test>",
-                "<(example.org)nobody@victim.test>",
-                false,
-                Syntax,
-                NO,
-            ),
-            (
-                Stranger,
-                "<x@victim.test>",
-                "<nobody@victim.test(example.org)>",
-                false,
-                Syntax,
-                NO,
-            ),
-            (
-                Stranger,
-                "<x@victim.test>",
-                "<@example.org>",
-                false,
-                Syntax,
-                NO,
-            ),
-            (Stranger, "<x@victim.test>", "<nobody@>", false, Syntax, NO),
-            (Stranger, "<x@victim.test>", "<@>", false, Syntax, NO),
-            (
-                Stranger,
-                "<x@victim.test>",
-                "<nobody@victim.test\0@example.org>",
-                false,
-                Syntax,
-                NO,
-            ),
-            (
-                Stranger,
-                "<x@victim.test>",
-                "<nobody@example.org\r>",
-                false,
-                Syntax,
-                NO,
-            ),
-            (
-                Stranger,
-                "<x@victim.test>",
-                "<nob\u{e9}dy@example.org>",
-                false,
-                Syntax,
-                NO,
-            ),
-        ],
-    );
+    check(&site(), &[
+        (Stranger, "<x@victim.test>", "<nobody@EXAMPLE.ORG>", true, Rcpthosts, "nobody@EXAMPLE.ORG"),
+        (Stranger, "<x@victim.test>", "<nobody@example.org.>", true, Rcpthosts, "nobody@example.org"),
+        (Stranger, "<x@victim.test>", "<Nobody@Mx.Example.Org.>", true, Rcpthosts, "Nobody@Mx.Example.Org"),
+        (Stranger, "<x@victim.test>", "nobody@example.org", true, Rcpthosts, "nobody@example.org"),
+        (Stranger, "<x@victim.test>", " <nobody@example.org>", true, Rcpthosts, "nobody@example.org"),
+        (Stranger, "<x@victim.test>", "< nobody@example.org >", true, Rcpthosts, "nobody@example.org"),
+        (Stranger, "x@victim.test", "nobody@example.org", true, Rcpthosts, "nobody@example.org"),
+        (Stranger, "<x@victim.test>", "<nobody@example.org..>", false, Syntax, NO),
+        (Stranger, "<x@victim.test>", "<nobody@evilexample.org>", false, Norelay, NO),
+        (Stranger, "<x@victim.test>", "<nobody@example.org.victim.test>", false, Norelay, NO),
+        (Stranger, "<x@victim.test>", "<nobody@sub.example.org>", false, Norelay, NO),
+        (Stranger, "<x@victim.test>", "<nobody@lists.example.org>", false, Norelay, NO),
+        (Stranger, "<x@victim.test>", "<nobody@a.lists.example.org>", true, Rcpthosts, "nobody@a.lists.example.org"),
+        (Stranger, "<x@victim.test>", "<nobody@a.b.LISTS.example.org.>", true, Rcpthosts, "nobody@a.b.LISTS.example.org"),
+        (Stranger, "<x@victim.test>", "<nobody@xlists.example.org>", false, Norelay, NO),
+        (Stranger, "<x@victim.test>", "<nobody@backup.example.net>", true, Morercpthosts, "nobody@backup.example.net"),
+        (Stranger, "<x@victim.test>", "<nobody@BACKUP.Example.NET.>", true, Morercpthosts, "nobody@BACKUP.Example.NET"),
+        (Stranger, "<x@victim.test>", "<nobody@x.deep.example.net>", true, Morercpthosts, "nobody@x.deep.example.net"),
+        (Stranger, "<x@victim.test>", "<nobody@deep.example.net>", false, Norelay, NO),
+        (Stranger, "<x@victim.test>", "<nobody@evilbackup.example.net>", false, Norelay, NO),
+        (Stranger, "<x@victim.test>", "<nobody@backup.example.net.victim.test>", false, Norelay, NO),
+        (Stranger, "<x@victim.test>", "<nobody@example.org> <nobody@victim.test>", false, Syntax, NO),
+        (Stranger, "<x@victim.test>", "<nobody@victim.test> <nobody@example.org>", false, Syntax, NO),
+        (Stranger, "<x@victim.test>", "<nobody@victim.test,nobody@example.org>", false, Syntax, NO),
+        (Stranger, "<x@victim.test>", "<(example.org)nobody@victim.test>", false, Syntax, NO),
+        (Stranger, "<x@victim.test>", "<nobody@victim.test(example.org)>", false, Syntax, NO),
+        (Stranger, "<x@victim.test>", "<@example.org>", false, Syntax, NO),
+        (Stranger, "<x@victim.test>", "<nobody@>", false, Syntax, NO),
+        (Stranger, "<x@victim.test>", "<@>", false, Syntax, NO),
+        (Stranger, "<x@victim.test>", "<nobody@victim.test\0@example.org>", false, Syntax, NO),
+        (Stranger, "<x@victim.test>", "<nobody@example.org\r>", false, Syntax, NO),
+        (Stranger, "<x@victim.test>", "<nob\u{e9}dy@example.org>", false, Syntax, NO),
+    ]);
 }
 
 #[test]
@@ -900,219 +323,48 @@ fn family_5_over_long() {
 }
 
 #[test]
+#[rustfmt::skip]
 fn family_6_client_identity_claims() {
     // HELO, XCLIENT and PROXY never reach the decision; a reverse name only
     // counts through relaydomains, and `unknown` never does.
-    check(
-        &site(),
-        &[
-            (
-                Host("unknown"),
-                "<x@victim.test>",
-                "<nobody@victim.test>",
-                false,
-                Norelay,
-                NO,
-            ),
-            (
-                Host("UNKNOWN"),
-                "<x@victim.test>",
-                "<nobody@victim.test>",
-                false,
-                Norelay,
-                NO,
-            ),
-            (
-                Host(""),
-                "<x@victim.test>",
-                "<nobody@victim.test>",
-                false,
-                Norelay,
-                NO,
-            ),
-            (
-                Host("localhost"),
-                "<x@victim.test>",
-                "<nobody@victim.test>",
-                false,
-                Norelay,
-                NO,
-            ),
-            (
-                Host("mx.example.org"),
-                "<x@victim.test>",
-                "<nobody@victim.test>",
-                false,
-                Norelay,
-                NO,
-            ),
-            (
-                Host("trusted.example"),
-                "<x@victim.test>",
-                "<nobody@victim.test>",
-                false,
-                Norelay,
-                NO,
-            ),
-            (
-                Host("eviltrusted.example"),
-                "<x@victim.test>",
-                "<nobody@victim.test>",
-                false,
-                Norelay,
-                NO,
-            ),
-            (
-                Host("a.trusted.example.victim.test"),
-                "<x@victim.test>",
-                "<nobody@victim.test>",
-                false,
-                Norelay,
-                NO,
-            ),
-            (
-                Host("partner.example"),
-                "<x@victim.test>",
-                "<nobody@victim.test>",
-                false,
-                Norelay,
-                NO,
-            ),
-            (
-                Ip("127.0.0.1"),
-                "<x@victim.test>",
-                "<nobody@victim.test>",
-                false,
-                Norelay,
-                NO,
-            ),
-            (
-                Ip(OUR_IP),
-                "<x@victim.test>",
-                "<nobody@victim.test>",
-                false,
-                Norelay,
-                NO,
-            ),
-        ],
-    );
+    check(&site(), &[
+        (Host("unknown"), "<x@victim.test>", "<nobody@victim.test>", false, Norelay, NO),
+        (Host("UNKNOWN"), "<x@victim.test>", "<nobody@victim.test>", false, Norelay, NO),
+        (Host(""), "<x@victim.test>", "<nobody@victim.test>", false, Norelay, NO),
+        (Host("localhost"), "<x@victim.test>", "<nobody@victim.test>", false, Norelay, NO),
+        (Host("mx.example.org"), "<x@victim.test>", "<nobody@victim.test>", false, Norelay, NO),
+        (Host("trusted.example"), "<x@victim.test>", "<nobody@victim.test>", false, Norelay, NO),
+        (Host("eviltrusted.example"), "<x@victim.test>", "<nobody@victim.test>", false, Norelay, NO),
+        (Host("a.trusted.example.victim.test"), "<x@victim.test>", "<nobody@victim.test>", false, Norelay, NO),
+        (Host("partner.example"), "<x@victim.test>", "<nobody@victim.test>", false, Norelay, NO),
+        (Ip("127.0.0.1"), "<x@victim.test>", "<nobody@victim.test>", false, Norelay, NO),
+        (Ip(OUR_IP), "<x@victim.test>", "<nobody@victim.test>", false, Norelay, NO),
+    ]);
 }
 
 #[test]
+#[rustfmt::skip]
 fn family_8_and_9_relay_table_and_relayclients() {
-    check(
-        &site(),
-        &[
-            (
-                Ip("127.0.1.5"),
-                "<x@victim.test>",
-                "<nobody@victim.test>",
-                true,
-                Relayclients,
-                "nobody@victim.test",
-            ),
-            (
-                Ip("::ffff:127.0.1.5"),
-                "<x@victim.test>",
-                "<nobody@victim.test>",
-                true,
-                Relayclients,
-                "nobody@victim.test",
-            ),
-            (
-                Ip("127.0.10.5"),
-                "<x@victim.test>",
-                "<nobody@victim.test>",
-                false,
-                Norelay,
-                NO,
-            ),
-            (
-                Ip("127.0.0.1"),
-                "<x@victim.test>",
-                "<nobody@victim.test>",
-                false,
-                Norelay,
-                NO,
-            ),
-            (
-                Ip("127.0.2.1"),
-                "<x@victim.test>",
-                "<nobody@victim.test>",
-                false,
-                Norelay,
-                NO,
-            ),
-            (
-                Ip("10.1.1.200"),
-                "<x@victim.test>",
-                "<nobody@victim.test>",
-                true,
-                Relayclients,
-                "nobody@victim.test",
-            ),
-            (
-                Ip("10.1.10.1"),
-                "<x@victim.test>",
-                "<nobody@victim.test>",
-                false,
-                Norelay,
-                NO,
-            ),
-            (
-                Ip("10.11.1.1"),
-                "<x@victim.test>",
-                "<nobody@victim.test>",
-                false,
-                Norelay,
-                NO,
-            ),
-            (
-                Ip("192.0.2.7"),
-                "<x@victim.test>",
-                "<nobody@victim.test>",
-                true,
-                Relayclients,
-                "nobody@victim.test@fixme",
-            ),
-            (
-                Ip("192.0.2.70"),
-                "<x@victim.test>",
-                "<nobody@victim.test>",
-                false,
-                Norelay,
-                NO,
-            ),
-            (
-                Ip("2001:db8:1:ffff::1"),
-                "<x@victim.test>",
-                "<nobody@victim.test>",
-                true,
-                Relayclients,
-                "nobody@victim.test",
-            ),
-            (
-                Ip("2001:db8:10::1"),
-                "<x@victim.test>",
-                "<nobody@victim.test>",
-                false,
-                Norelay,
-                NO,
-            ),
-            // the value goes on every recipient of that client, as RELAYCLIENT's does
-            (
-                Ip("192.0.2.7"),
-                "<x@victim.test>",
-                "<nobody@example.org>",
-                true,
-                Rcpthosts,
-                "nobody@example.org@fixme",
-            ),
-        ],
-    );
+    check(&site(), &[
+        (Ip("127.0.1.5"), "<x@victim.test>", "<nobody@victim.test>", true, Relayclients, "nobody@victim.test"),
+        (Ip("::ffff:127.0.1.5"), "<x@victim.test>", "<nobody@victim.test>", true, Relayclients, "nobody@victim.test"),
+        (Ip("127.0.10.5"), "<x@victim.test>", "<nobody@victim.test>", false, Norelay, NO),
+        (Ip("127.0.0.1"), "<x@victim.test>", "<nobody@victim.test>", false, Norelay, NO),
+        (Ip("127.0.2.1"), "<x@victim.test>", "<nobody@victim.test>", false, Norelay, NO),
+        (Ip("10.1.1.200"), "<x@victim.test>", "<nobody@victim.test>", true, Relayclients, "nobody@victim.test"),
+        (Ip("10.1.10.1"), "<x@victim.test>", "<nobody@victim.test>", false, Norelay, NO),
+        (Ip("10.11.1.1"), "<x@victim.test>", "<nobody@victim.test>", false, Norelay, NO),
+        (Ip("192.0.2.7"), "<x@victim.test>", "<nobody@victim.test>", true, Relayclients, "nobody@victim.test@fixme"),
+        (Ip("192.0.2.70"), "<x@victim.test>", "<nobody@victim.test>", false, Norelay, NO),
+        (Ip("2001:db8:1:ffff::1"), "<x@victim.test>", "<nobody@victim.test>", true, Relayclients, "nobody@victim.test"),
+        (Ip("2001:db8:10::1"), "<x@victim.test>", "<nobody@victim.test>", false, Norelay, NO),
+        // the value goes on every recipient of that client, as RELAYCLIENT's does
+        (Ip("192.0.2.7"), "<x@victim.test>", "<nobody@example.org>", true, Rcpthosts, "nobody@example.org@fixme"),
+    ]);
 }
 
 #[test]
+#[rustfmt::skip]
 fn relayclients_cdb_is_preferred_and_matches_longest() {
     let d = site();
     // what mkcdb writes: canonical keys, value as data; the text file is ignored
@@ -1126,365 +378,78 @@ fn relayclients_cdb_is_preferred_and_matches_longest() {
             ("2001:db8:1::/48", ""),
             ("2001:db8:1:2::/64", "-v6"),
             ("198.18.0.0/15", ""),
-        ],
-    );
-    check(
-        &d,
-        &[
-            (
-                Ip("127.0.1.5"),
-                "<>",
-                "<n@victim.test>",
-                true,
-                Relayclients,
-                "n@victim.test-host",
-            ),
-            (
-                Ip("127.0.1.6"),
-                "<>",
-                "<n@victim.test>",
-                true,
-                Relayclients,
-                "n@victim.test",
-            ),
-            (
-                Ip("127.0.10.5"),
-                "<>",
-                "<n@victim.test>",
-                true,
-                Relayclients,
-                "n@victim.test-wide",
-            ),
-            (
-                Ip("10.1.1.9"),
-                "<>",
-                "<n@victim.test>",
-                true,
-                Relayclients,
-                "n@victim.test-prefix",
-            ),
-            (Ip("10.1.10.9"), "<>", "<n@victim.test>", false, Norelay, NO),
-            (Ip("192.0.2.7"), "<>", "<n@victim.test>", false, Norelay, NO),
-            (
-                Ip("2001:db8:1:2::9"),
-                "<>",
-                "<n@victim.test>",
-                true,
-                Relayclients,
-                "n@victim.test-v6",
-            ),
-            (
-                Ip("2001:db8:1:3::9"),
-                "<>",
-                "<n@victim.test>",
-                true,
-                Relayclients,
-                "n@victim.test",
-            ),
-            (
-                Ip("2001:db8:2::9"),
-                "<>",
-                "<n@victim.test>",
-                false,
-                Norelay,
-                NO,
-            ),
-            (
-                Ip("198.19.255.1"),
-                "<>",
-                "<n@victim.test>",
-                true,
-                Relayclients,
-                "n@victim.test",
-            ),
-            (
-                Ip("198.20.0.1"),
-                "<>",
-                "<n@victim.test>",
-                false,
-                Norelay,
-                NO,
-            ),
-        ],
-    );
+    ]);
+    check(&d, &[
+        (Ip("127.0.1.5"), "<>", "<n@victim.test>", true, Relayclients, "n@victim.test-host"),
+        (Ip("127.0.1.6"), "<>", "<n@victim.test>", true, Relayclients, "n@victim.test"),
+        (Ip("127.0.10.5"), "<>", "<n@victim.test>", true, Relayclients, "n@victim.test-wide"),
+        (Ip("10.1.1.9"), "<>", "<n@victim.test>", true, Relayclients, "n@victim.test-prefix"),
+        (Ip("10.1.10.9"), "<>", "<n@victim.test>", false, Norelay, NO),
+        (Ip("192.0.2.7"), "<>", "<n@victim.test>", false, Norelay, NO),
+        (Ip("2001:db8:1:2::9"), "<>", "<n@victim.test>", true, Relayclients, "n@victim.test-v6"),
+        (Ip("2001:db8:1:3::9"), "<>", "<n@victim.test>", true, Relayclients, "n@victim.test"),
+        (Ip("2001:db8:2::9"), "<>", "<n@victim.test>", false, Norelay, NO),
+        (Ip("198.19.255.1"), "<>", "<n@victim.test>", true, Relayclients, "n@victim.test"),
+        (Ip("198.20.0.1"), "<>", "<n@victim.test>", false, Norelay, NO),
+    ]);
 }
 
 #[test]
+#[rustfmt::skip]
 fn relay_grants_in_order() {
-    check(
-        &site(),
-        &[
-            // 1 RELAYCLIENT beats everything after it, value appended
-            (
-                Env(""),
-                "<x@victim.test>",
-                "<nobody@victim.test>",
-                true,
-                RelayclientEnv,
-                "nobody@victim.test",
-            ),
-            (
-                Env("@fixme"),
-                "<>",
-                "<nobody@victim.test>",
-                true,
-                RelayclientEnv,
-                "nobody@victim.test@fixme",
-            ),
-            (
-                Env("-ext"),
-                "<>",
-                "<nobody@example.org>",
-                true,
-                Rcpthosts,
-                "nobody@example.org-ext",
-            ),
-            // 3 auth
-            (
-                Authed,
-                "<anyone@victim.test>",
-                "<nobody@victim.test>",
-                true,
-                Auth,
-                "nobody@victim.test",
-            ),
-            (
-                Authed,
-                "<>",
-                "<nobody@victim.test>",
-                true,
-                Auth,
-                "nobody@victim.test",
-            ),
-            // 4 relaydomains (TCPREMOTEHOST)
-            (
-                Host("smtp.trusted.example"),
-                "<>",
-                "<nobody@victim.test>",
-                true,
-                Relaydomains,
-                "nobody@victim.test",
-            ),
-            (
-                Host("SMTP.Trusted.Example."),
-                "<>",
-                "<nobody@victim.test>",
-                true,
-                Relaydomains,
-                "nobody@victim.test",
-            ),
-            (
-                Host("host.partner.example"),
-                "<>",
-                "<nobody@victim.test>",
-                true,
-                Relaydomains,
-                "nobody@victim.test",
-            ),
-            (
-                Host("x.host.partner.example"),
-                "<>",
-                "<nobody@victim.test>",
-                false,
-                Norelay,
-                NO,
-            ),
-        ],
-    );
+    check(&site(), &[
+        // 1 RELAYCLIENT beats everything after it, value appended
+        (Env(""), "<x@victim.test>", "<nobody@victim.test>", true, RelayclientEnv, "nobody@victim.test"),
+        (Env("@fixme"), "<>", "<nobody@victim.test>", true, RelayclientEnv, "nobody@victim.test@fixme"),
+        (Env("-ext"), "<>", "<nobody@example.org>", true, Rcpthosts, "nobody@example.org-ext"),
+        // 3 auth
+        (Authed, "<anyone@victim.test>", "<nobody@victim.test>", true, Auth, "nobody@victim.test"),
+        (Authed, "<>", "<nobody@victim.test>", true, Auth, "nobody@victim.test"),
+        // 4 relaydomains (TCPREMOTEHOST)
+        (Host("smtp.trusted.example"), "<>", "<nobody@victim.test>", true, Relaydomains, "nobody@victim.test"),
+        (Host("SMTP.Trusted.Example."), "<>", "<nobody@victim.test>", true, Relaydomains, "nobody@victim.test"),
+        (Host("host.partner.example"), "<>", "<nobody@victim.test>", true, Relaydomains, "nobody@victim.test"),
+        (Host("x.host.partner.example"), "<>", "<nobody@victim.test>", false, Norelay, NO),
+    ]);
 }
 
 #[test]
+#[rustfmt::skip]
 fn relayrules_and_relaymailfrom_need_a_genuine_sender() {
     let net = Ip("198.51.100.7");
-    check(
-        &site(),
-        &[
-            // 5 relayrules: sender and network
-            (
-                net,
-                "<boss@example.org>",
-                "<nobody@victim.test>",
-                true,
-                Relayrules,
-                "nobody@victim.test",
-            ),
-            (
-                net,
-                "<BOSS@Example.ORG.>",
-                "<nobody@victim.test>",
-                true,
-                Relayrules,
-                "nobody@victim.test",
-            ),
-            (
-                net,
-                "<web@example.org>",
-                "<nobody@victim.test>",
-                true,
-                Relayrules,
-                "nobody@victim.test",
-            ),
-            (
-                Ip("2001:db8:2::5"),
-                "<web@example.org>",
-                "<nobody@victim.test>",
-                true,
-                Relayrules,
-                "nobody@victim.test",
-            ),
-            (
-                Ip("2001:db8:3::5"),
-                "<web@example.org>",
-                "<nobody@victim.test>",
-                false,
-                Norelay,
-                NO,
-            ),
-            (
-                Ip("2001:db8:2::5"),
-                "<boss@example.org>",
-                "<nobody@victim.test>",
-                true,
-                Relaymailfrom,
-                "nobody@victim.test",
-            ),
-            (
-                net,
-                "<x@partner.example>",
-                "<nobody@victim.test>",
-                true,
-                Relayrules,
-                "nobody@victim.test",
-            ),
-            (
-                Stranger,
-                "<x@partner.example>",
-                "<nobody@victim.test>",
-                false,
-                Norelay,
-                NO,
-            ),
-            (
-                net,
-                "<x@evilpartner.example>",
-                "<nobody@victim.test>",
-                false,
-                Norelay,
-                NO,
-            ),
-            (
-                net,
-                "<x@partner.example.victim.test>",
-                "<nobody@victim.test>",
-                false,
-                Norelay,
-                NO,
-            ),
-            (
-                net,
-                "<x@sub.partner.example>",
-                "<nobody@victim.test>",
-                false,
-                Norelay,
-                NO,
-            ),
-            // forged or disabled local senders never relay
-            (
-                net,
-                "<postmaster@example.org>",
-                "<nobody@victim.test>",
-                false,
-                Norelay,
-                NO,
-            ),
-            (
-                net,
-                "<ghost@example.org>",
-                "<nobody@victim.test>",
-                false,
-                Norelay,
-                NO,
-            ),
-            (
-                net,
-                "<off@example.org>",
-                "<nobody@victim.test>",
-                false,
-                Norelay,
-                NO,
-            ),
-            (net, "<>", "<nobody@victim.test>", false, Norelay, NO),
-            (
-                net,
-                "<x@[198.51.100.7]>",
-                "<nobody@victim.test>",
-                false,
-                Norelay,
-                NO,
-            ),
-            // 6 relaymailfrom
-            (
-                Stranger,
-                "<boss@example.org>",
-                "<nobody@victim.test>",
-                true,
-                Relaymailfrom,
-                "nobody@victim.test",
-            ),
-            (
-                Stranger,
-                "<x@allowed.example>",
-                "<nobody@victim.test>",
-                true,
-                Relaymailfrom,
-                "nobody@victim.test",
-            ),
-            (
-                Stranger,
-                "<X@ALLOWED.EXAMPLE.>",
-                "<nobody@victim.test>",
-                true,
-                Relaymailfrom,
-                "nobody@victim.test",
-            ),
-            (
-                Stranger,
-                "<x@sub.allowed.example>",
-                "<nobody@victim.test>",
-                false,
-                Norelay,
-                NO,
-            ),
-            (
-                Stranger,
-                "<x@notallowed.example>",
-                "<nobody@victim.test>",
-                false,
-                Norelay,
-                NO,
-            ),
-            (
-                Stranger,
-                "<ghost@example.org>",
-                "<nobody@victim.test>",
-                false,
-                Norelay,
-                NO,
-            ),
-            (
-                Stranger,
-                "<off@example.org>",
-                "<nobody@victim.test>",
-                false,
-                Norelay,
-                NO,
-            ),
-            (Stranger, "<>", "<nobody@victim.test>", false, Norelay, NO),
-        ],
-    );
+    check(&site(), &[
+        // 5 relayrules: sender and network
+        (net, "<boss@example.org>", "<nobody@victim.test>", true, Relayrules, "nobody@victim.test"),
+        (net, "<BOSS@Example.ORG.>", "<nobody@victim.test>", true, Relayrules, "nobody@victim.test"),
+        (net, "<web@example.org>", "<nobody@victim.test>", true, Relayrules, "nobody@victim.test"),
+        (Ip("2001:db8:2::5"), "<web@example.org>", "<nobody@victim.test>", true, Relayrules, "nobody@victim.test"),
+        (Ip("2001:db8:3::5"), "<web@example.org>", "<nobody@victim.test>", false, Norelay, NO),
+        (Ip("2001:db8:2::5"), "<boss@example.org>", "<nobody@victim.test>", true, Relaymailfrom, "nobody@victim.test"),
+        (net, "<x@partner.example>", "<nobody@victim.test>", true, Relayrules, "nobody@victim.test"),
+        (Stranger, "<x@partner.example>", "<nobody@victim.test>", false, Norelay, NO),
+        (net, "<x@evilpartner.example>", "<nobody@victim.test>", false, Norelay, NO),
+        (net, "<x@partner.example.victim.test>", "<nobody@victim.test>", false, Norelay, NO),
+        (net, "<x@sub.partner.example>", "<nobody@victim.test>", false, Norelay, NO),
+        // forged or disabled local senders never relay
+        (net, "<postmaster@example.org>", "<nobody@victim.test>", false, Norelay, NO),
+        (net, "<ghost@example.org>", "<nobody@victim.test>", false, Norelay, NO),
+        (net, "<off@example.org>", "<nobody@victim.test>", false, Norelay, NO),
+        (net, "<>", "<nobody@victim.test>", false, Norelay, NO),
+        (net, "<x@[198.51.100.7]>", "<nobody@victim.test>", false, Norelay, NO),
+        // 6 relaymailfrom
+        (Stranger, "<boss@example.org>", "<nobody@victim.test>", true, Relaymailfrom, "nobody@victim.test"),
+        (Stranger, "<x@allowed.example>", "<nobody@victim.test>", true, Relaymailfrom, "nobody@victim.test"),
+        (Stranger, "<X@ALLOWED.EXAMPLE.>", "<nobody@victim.test>", true, Relaymailfrom, "nobody@victim.test"),
+        (Stranger, "<x@sub.allowed.example>", "<nobody@victim.test>", false, Norelay, NO),
+        (Stranger, "<x@notallowed.example>", "<nobody@victim.test>", false, Norelay, NO),
+        (Stranger, "<ghost@example.org>", "<nobody@victim.test>", false, Norelay, NO),
+        (Stranger, "<off@example.org>", "<nobody@victim.test>", false, Norelay, NO),
+        (Stranger, "<>", "<nobody@victim.test>", false, Norelay, NO),
+    ]);
 }
 
 #[test]
+#[rustfmt::skip]
 fn local_sender_check_only_where_users_has_the_domain() {
     let d = site();
     // without users.cdb no account can be required
@@ -1519,182 +484,38 @@ fn local_sender_check_only_where_users_has_the_domain() {
 }
 
 #[test]
+#[rustfmt::skip]
 fn badmailfrom_and_badrcptto() {
-    check(
-        &site(),
-        &[
-            (
-                Stranger,
-                "<spammer@bad.example>",
-                "<nobody@example.org>",
-                false,
-                Badmailfrom,
-                NO,
-            ),
-            (
-                Stranger,
-                "<SPAMMER@Bad.Example.>",
-                "<nobody@example.org>",
-                false,
-                Badmailfrom,
-                NO,
-            ),
-            (
-                Env(""),
-                "<spammer@bad.example>",
-                "<nobody@victim.test>",
-                false,
-                Badmailfrom,
-                NO,
-            ),
-            (
-                Authed,
-                "<x@worse.example>",
-                "<nobody@victim.test>",
-                false,
-                Badmailfrom,
-                NO,
-            ),
-            (
-                Stranger,
-                "<x@a.spam.example>",
-                "<nobody@example.org>",
-                false,
-                Badmailfrom,
-                NO,
-            ),
-            (
-                Stranger,
-                "<x@a.b.spam.example>",
-                "<nobody@example.org>",
-                false,
-                Badmailfrom,
-                NO,
-            ),
-            (
-                Stranger,
-                "<x@spam.example>",
-                "<nobody@example.org>",
-                true,
-                Rcpthosts,
-                "nobody@example.org",
-            ),
-            (
-                Stranger,
-                "<other@bad.example>",
-                "<nobody@example.org>",
-                true,
-                Rcpthosts,
-                "nobody@example.org",
-            ),
-            (
-                Stranger,
-                "<>",
-                "<nobody@example.org>",
-                true,
-                Rcpthosts,
-                "nobody@example.org",
-            ),
-            (
-                Stranger,
-                "<>",
-                "<abuse-trap@example.org>",
-                false,
-                Badrcptto,
-                NO,
-            ),
-            (
-                Stranger,
-                "<>",
-                "<Abuse-Trap@EXAMPLE.org.>",
-                false,
-                Badrcptto,
-                NO,
-            ),
-            (
-                Env(""),
-                "<>",
-                "<abuse-trap@example.org>",
-                false,
-                Badrcptto,
-                NO,
-            ),
-            (
-                Stranger,
-                "<>",
-                "<anyone@closed.example.org>",
-                false,
-                Badrcptto,
-                NO,
-            ),
-            (
-                Stranger,
-                "<>",
-                "<anyone@sub.closed.example.org>",
-                false,
-                Norelay,
-                NO,
-            ),
-        ],
-    );
+    check(&site(), &[
+        (Stranger, "<spammer@bad.example>", "<nobody@example.org>", false, Badmailfrom, NO),
+        (Stranger, "<SPAMMER@Bad.Example.>", "<nobody@example.org>", false, Badmailfrom, NO),
+        (Env(""), "<spammer@bad.example>", "<nobody@victim.test>", false, Badmailfrom, NO),
+        (Authed, "<x@worse.example>", "<nobody@victim.test>", false, Badmailfrom, NO),
+        (Stranger, "<x@a.spam.example>", "<nobody@example.org>", false, Badmailfrom, NO),
+        (Stranger, "<x@a.b.spam.example>", "<nobody@example.org>", false, Badmailfrom, NO),
+        (Stranger, "<x@spam.example>", "<nobody@example.org>", true, Rcpthosts, "nobody@example.org"),
+        (Stranger, "<other@bad.example>", "<nobody@example.org>", true, Rcpthosts, "nobody@example.org"),
+        (Stranger, "<>", "<nobody@example.org>", true, Rcpthosts, "nobody@example.org"),
+        (Stranger, "<>", "<abuse-trap@example.org>", false, Badrcptto, NO),
+        (Stranger, "<>", "<Abuse-Trap@EXAMPLE.org.>", false, Badrcptto, NO),
+        (Env(""), "<>", "<abuse-trap@example.org>", false, Badrcptto, NO),
+        (Stranger, "<>", "<anyone@closed.example.org>", false, Badrcptto, NO),
+        (Stranger, "<>", "<anyone@sub.closed.example.org>", false, Norelay, NO),
+    ]);
 }
 
 #[test]
+#[rustfmt::skip]
 fn positive_controls() {
     let d = site();
-    check(
-        &d,
-        &[
-            (
-                Stranger,
-                "<x@victim.test>",
-                "<postmaster>",
-                true,
-                Postmaster,
-                "postmaster",
-            ),
-            (
-                Stranger,
-                "<>",
-                "<POSTMASTER>",
-                true,
-                Postmaster,
-                "postmaster",
-            ),
-            (
-                Env("@fixme"),
-                "<>",
-                "<postmaster>",
-                true,
-                Postmaster,
-                "postmaster@fixme",
-            ),
-            (
-                Stranger,
-                "<>",
-                "<postmaster@example.org>",
-                true,
-                Rcpthosts,
-                "postmaster@example.org",
-            ),
-            (
-                Stranger,
-                "<>",
-                "<x@backup.example.net>",
-                true,
-                Morercpthosts,
-                "x@backup.example.net",
-            ),
-            (
-                Stranger,
-                "<x@example.org>",
-                "<y@Example.Org>",
-                true,
-                Rcpthosts,
-                "y@Example.Org",
-            ),
-        ],
-    );
+    check(&d, &[
+        (Stranger, "<x@victim.test>", "<postmaster>", true, Postmaster, "postmaster"),
+        (Stranger, "<>", "<POSTMASTER>", true, Postmaster, "postmaster"),
+        (Env("@fixme"), "<>", "<postmaster>", true, Postmaster, "postmaster@fixme"),
+        (Stranger, "<>", "<postmaster@example.org>", true, Rcpthosts, "postmaster@example.org"),
+        (Stranger, "<>", "<x@backup.example.net>", true, Morercpthosts, "x@backup.example.net"),
+        (Stranger, "<x@example.org>", "<y@Example.Org>", true, Rcpthosts, "y@Example.Org"),
+    ]);
     // 100 recipients in one message through one Controls
     let mut ctl = d.controls();
     let sender = parse_mail(b"<x@victim.test>").unwrap().path;
@@ -1713,32 +534,16 @@ fn positive_controls() {
 }
 
 #[test]
+#[rustfmt::skip]
 fn missing_rcpthosts_accepts_for_no_domain() {
     let d = Dir::new("empty");
-    check(
-        &d,
-        &[
-            (Stranger, "<>", "<nobody@example.org>", false, Norelay, NO),
-            (Stranger, "<>", "<nobody@localhost>", false, Norelay, NO),
-            (Stranger, "<>", "<nobody@[127.0.0.1]>", false, Norelay, NO),
-            (
-                Stranger,
-                "<>",
-                "<postmaster>",
-                true,
-                Postmaster,
-                "postmaster",
-            ),
-            (
-                Env(""),
-                "<>",
-                "<nobody@victim.test>",
-                true,
-                RelayclientEnv,
-                "nobody@victim.test",
-            ),
-        ],
-    );
+    check(&d, &[
+        (Stranger, "<>", "<nobody@example.org>", false, Norelay, NO),
+        (Stranger, "<>", "<nobody@localhost>", false, Norelay, NO),
+        (Stranger, "<>", "<nobody@[127.0.0.1]>", false, Norelay, NO),
+        (Stranger, "<>", "<postmaster>", true, Postmaster, "postmaster"),
+        (Env(""), "<>", "<nobody@victim.test>", true, RelayclientEnv, "nobody@victim.test"),
+    ]);
     // an empty rcpthosts is the same
     d.write("rcpthosts", "# nothing\n\n");
     check(
@@ -1794,6 +599,7 @@ fn unreadable_controls_are_temporary_failures() {
 }
 
 #[test]
+#[rustfmt::skip]
 fn lists_prefer_their_cdb() {
     let d = site();
     d.cdb(
@@ -1802,76 +608,24 @@ fn lists_prefer_their_cdb() {
     );
     d.cdb("badrcptto.cdb", &[("trap@example.org", "")]);
     d.cdb("relaymailfrom.cdb", &[("@fromcdb.example", "")]);
-    check(
-        &d,
-        &[
-            // the text entries no longer count, the cdb ones do
-            (
-                Stranger,
-                "<spammer@bad.example>",
-                "<nobody@example.org>",
-                true,
-                Rcpthosts,
-                "nobody@example.org",
-            ),
-            (
-                Stranger,
-                "<x@cdb.example>",
-                "<nobody@example.org>",
-                false,
-                Badmailfrom,
-                NO,
-            ),
-            (
-                Stranger,
-                "<x@a.wild.example>",
-                "<nobody@example.org>",
-                false,
-                Badmailfrom,
-                NO,
-            ),
-            (
-                Stranger,
-                "<x@wild.example>",
-                "<nobody@example.org>",
-                true,
-                Rcpthosts,
-                "nobody@example.org",
-            ),
-            (
-                Stranger,
-                "<>",
-                "<abuse-trap@example.org>",
-                true,
-                Rcpthosts,
-                "abuse-trap@example.org",
-            ),
-            (Stranger, "<>", "<trap@example.org>", false, Badrcptto, NO),
-            (
-                Stranger,
-                "<x@fromcdb.example>",
-                "<n@victim.test>",
-                true,
-                Relaymailfrom,
-                "n@victim.test",
-            ),
-            (
-                Stranger,
-                "<x@allowed.example>",
-                "<n@victim.test>",
-                false,
-                Norelay,
-                NO,
-            ),
-        ],
-    );
+    check(&d, &[
+        // the text entries no longer count, the cdb ones do
+        (Stranger, "<spammer@bad.example>", "<nobody@example.org>", true, Rcpthosts, "nobody@example.org"),
+        (Stranger, "<x@cdb.example>", "<nobody@example.org>", false, Badmailfrom, NO),
+        (Stranger, "<x@a.wild.example>", "<nobody@example.org>", false, Badmailfrom, NO),
+        (Stranger, "<x@wild.example>", "<nobody@example.org>", true, Rcpthosts, "nobody@example.org"),
+        (Stranger, "<>", "<abuse-trap@example.org>", true, Rcpthosts, "abuse-trap@example.org"),
+        (Stranger, "<>", "<trap@example.org>", false, Badrcptto, NO),
+        (Stranger, "<x@fromcdb.example>", "<n@victim.test>", true, Relaymailfrom, "n@victim.test"),
+        (Stranger, "<x@allowed.example>", "<n@victim.test>", false, Norelay, NO),
+    ]);
 }
 
 #[test]
 fn rcpthosts_scan_and_set_agree() {
     let d = site();
     let mut ctl = d.controls();
-    // more lookups than SCANS_BEFORE_SET, so both paths are exercised
+    // more lookups than the scans before the index, so both paths are exercised
     for _ in 0..3 {
         for (dom, want) in [
             ("example.org", true),
