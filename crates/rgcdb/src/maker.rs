@@ -3,9 +3,9 @@
 //! rename, so a failed or abandoned build leaves the old database in place.
 
 use std::io::{self, BufWriter, Seek, SeekFrom, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use rgcore::atomic::AtomicFile;
+use rgcore::atomic::{parent_of, AtomicFile};
 
 use crate::hash;
 
@@ -120,17 +120,24 @@ impl<W: Write + Seek> Maker<W> {
 /// A cdb built in a temp file and renamed over the target on commit.
 pub struct AtomicMaker {
     maker: Maker<AtomicFile>,
+    tmp: PathBuf,
 }
 
 impl AtomicMaker {
     /// Build `target` through the temp file `tmp` (default `target.tmp.PID`).
     pub fn create(target: &Path, tmp: Option<&Path>) -> io::Result<Self> {
-        let f = match tmp {
-            Some(t) => AtomicFile::create_with_tmp(target, t)?,
-            None => AtomicFile::create(target)?,
+        let tmp = match tmp {
+            Some(t) => t.to_path_buf(),
+            None => {
+                let mut name = target.file_name().unwrap_or_default().to_os_string();
+                name.push(format!(".tmp.{}", std::process::id()));
+                parent_of(target).join(name)
+            }
         };
+        let f = AtomicFile::create_with_tmp(target, &tmp)?;
         Ok(AtomicMaker {
             maker: Maker::new(f)?,
+            tmp,
         })
     }
 
@@ -146,9 +153,14 @@ impl AtomicMaker {
         self.maker.is_empty()
     }
 
-    /// Finish, fsync, rename into place, fsync the directory.
+    /// Finish, fsync, rename into place, fsync the directory. On error the
+    /// temp file is removed (when the rename failed too, `AtomicFile` leaves
+    /// it behind: a rename across file systems, a full disk at fsync).
     pub fn commit(self) -> io::Result<()> {
-        self.maker.finish()?.commit()
+        let AtomicMaker { maker, tmp } = self;
+        maker.finish()?.commit().inspect_err(|_| {
+            let _ = std::fs::remove_file(&tmp);
+        })
     }
 }
 
@@ -255,6 +267,18 @@ mod tests {
             Cdb::open(&target).unwrap().get(b"k").unwrap().unwrap(),
             b"v"
         );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn failed_rename_removes_the_temp_file() {
+        let dir = std::env::temp_dir().join(format!("rgcdb-ren-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("target-is-a-dir/x")).unwrap();
+        let tmp = dir.join("t.tmp");
+        let mut m = AtomicMaker::create(&dir.join("target-is-a-dir"), Some(&tmp)).unwrap();
+        m.add(b"k", b"v").unwrap();
+        assert!(m.commit().is_err());
+        assert!(!tmp.exists());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
