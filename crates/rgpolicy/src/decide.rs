@@ -30,7 +30,7 @@ pub struct Client {
 }
 
 /// The rule that decided; [`Rule::name`] is the word logged as `rule=`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Rule {
     Rcpthosts,
     Morercpthosts,
