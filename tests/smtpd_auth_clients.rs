@@ -538,8 +538,7 @@ fn service_run_scripts_serve() {
         wait_port(&format!("127.0.0.1:{port}"), Duration::from_secs(30));
         ports.push(port);
     }
-    let script = format!(
-        r#"
+    let script = r#"
 import smtplib, ssl, sys
 ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
 smtp, sub, smtps = (int(x) for x in sys.argv[1:4])
@@ -567,12 +566,11 @@ s.login("u@example.org", "secret")
 assert not s.sendmail("u@example.org", ["smtps@victim.test"], "Subject: c\r\n\r\nx\r\n")
 s.quit()
 print("done")
-"#
-    );
+"#;
     let out = run_with_input(
         Command::new("python3")
             .arg("-c")
-            .arg(&script)
+            .arg(script)
             .args(ports.iter().map(|p| p.to_string())),
         b"",
         Duration::from_secs(120),
