@@ -57,6 +57,16 @@ fuzz_target!(|data: &[u8]| {
     };
     let mut ctl = Controls::with_databytes_env(control_dir().clone(), None);
     let d = decide_rcpt(&stranger(), &sender.path, &rcpt.path, &mut ctl).expect("controls readable");
+    if let Path::Mailbox(m) = &rcpt.path {
+        // the first look-ups scan the text, later ones use the index: same answers
+        let first = ctl.in_rcpthosts(&m.domain).expect("rcpthosts");
+        for _ in 0..5 {
+            assert_eq!(ctl.in_rcpthosts(&m.domain).expect("rcpthosts"), first);
+        }
+        if rgpolicy::addr::literal_ip(&m.domain).is_none() {
+            assert_eq!(first, is_local(&m.domain), "{}", m.domain);
+        }
+    }
     if !d.accept {
         assert!(d.queued.is_empty());
         return;
