@@ -611,3 +611,58 @@ fn service_log_scripts_are_valid_sh() {
     }
     let _ = std::io::stdout().flush();
 }
+
+#[test]
+fn relaymailfrom_local_senders_must_be_enabled_accounts_of_users_cdb() {
+    // relay rules 5/6 (SPEC section 5) read users.cdb as userdb writes it:
+    // with accounts in example.org, a sender @example.org relays through
+    // relaymailfrom only when it is an account with login enabled
+    if !need("tcpserver") {
+        return;
+    }
+    let mx = Mx::start(
+        Setup::default()
+            .control("relaymailfrom", "@example.org\n@other.test\n")
+            .control("relayrules", "@example.org 127.0.0.0/8\n"),
+    );
+    accounts(&mx.control);
+    let attempt = |sender: &str, rcpt: &str| -> String {
+        let mut c = mx.client("127.0.0.5");
+        assert!(c.cmd("HELO c.test").starts_with("250"));
+        assert!(c.cmd(&format!("MAIL FROM:<{sender}>")).starts_with("250"));
+        let r = c.cmd(&format!("RCPT TO:<{rcpt}>"));
+        if r.starts_with("250") {
+            assert!(c.data("Subject: r\r\n\r\nx").starts_with("250"));
+        }
+        c.cmd("QUIT");
+        r
+    };
+    assert!(attempt("u@example.org", "a@victim.test").starts_with("250"));
+    assert!(
+        attempt("U@EXAMPLE.ORG", "b@victim.test").starts_with("250"),
+        "any case"
+    );
+    assert!(
+        attempt("n@example.org", "c@victim.test").starts_with("250"),
+        "-n is still an account"
+    );
+    assert!(attempt("forged@example.org", "x@victim.test").starts_with("553"));
+    assert!(
+        attempt("d@example.org", "y@victim.test").starts_with("553"),
+        "disabled"
+    );
+    // a domain without accounts: relaymailfrom alone decides (forgeable)
+    assert!(attempt("anyone@other.test", "d@victim.test").starts_with("250"));
+    // disabling takes effect on the next transaction, no restart
+    userdb(&mx.control, &["disable", "u@example.org"], "");
+    assert!(attempt("u@example.org", "z@victim.test").starts_with("553"));
+    assert_eq!(
+        rcpts(&mx),
+        [
+            "a@victim.test",
+            "b@victim.test",
+            "c@victim.test",
+            "d@victim.test"
+        ]
+    );
+}
