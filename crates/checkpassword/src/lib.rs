@@ -108,3 +108,37 @@ pub fn run(argv: &[OsString]) -> Stop {
     let f = rgcore::chain::exec(argv);
     Stop::temp(f.msg)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rgauth::{store, Account};
+
+    #[test]
+    fn authenticate_answers() {
+        let d = std::env::temp_dir().join(format!("checkpassword-lib-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        let joe = Account::new("joe@x.org", b"pw", true, Some("/home/joe".into())).unwrap();
+        let l = store::lock(&d).unwrap();
+        store::save(&d, &[joe], &l).unwrap();
+        let env = authenticate(&d, b"Joe@X.org\0pw\0\0").unwrap();
+        assert_eq!(
+            env,
+            vec![
+                ("USER".to_string(), "joe@x.org".to_string()),
+                ("HOME".to_string(), "/home/joe".to_string()),
+                ("AUTHUSER".to_string(), "joe@x.org".to_string()),
+            ]
+        );
+        assert_eq!(authenticate(&d, b"joe@x.org\0px\0\0"), Err(Stop::bad()));
+        assert_eq!(authenticate(&d, &[b'a'; 600]), Err(Stop::bad()));
+        assert_eq!(authenticate(&d, b"joe@x.org").unwrap_err().code, MISUSE);
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn no_program_is_misuse() {
+        assert_eq!(run(&[]).code, MISUSE);
+    }
+}

@@ -18,7 +18,10 @@ fn main() {
                 t.elapsed().as_secs_f64() * 1000.0
             })
             .collect();
-        println!("sha512-crypt rounds={rounds} verify_ms_median={:.2}", median(runs));
+        println!(
+            "sha512-crypt rounds={rounds} verify_ms_median={:.2}",
+            median(runs)
+        );
     }
     let keys = rgauth::CramKeys::from_password(b"correct horse");
     let ch = b"<1234.1700000000123456789@mx.example.org>";
@@ -27,5 +30,8 @@ fn main() {
     for _ in 0..100_000 {
         assert!(keys.verify(ch, d.as_bytes()));
     }
-    println!("cram-md5 verify_us={:.2}", t.elapsed().as_secs_f64() * 1e6 / 100_000.0);
+    println!(
+        "cram-md5 verify_us={:.2}",
+        t.elapsed().as_secs_f64() * 1e6 / 100_000.0
+    );
 }

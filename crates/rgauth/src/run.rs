@@ -85,7 +85,7 @@ pub fn run_checkpassword_timeout(
 
 fn wait_outcome(child: &mut Child, limit: Duration) -> CheckOutcome {
     let end = Instant::now() + limit;
-    let mut pause = Duration::from_micros(200);
+    let mut pause = Duration::from_micros(100);
     loop {
         match child.try_wait() {
             Ok(Some(st)) => {
@@ -105,7 +105,9 @@ fn wait_outcome(child: &mut Child, limit: Duration) -> CheckOutcome {
             return CheckOutcome::Temp("checkpassword timed out".into());
         }
         std::thread::sleep(pause);
-        pause = (pause * 2).min(Duration::from_millis(10));
+        // checkpassword takes a few ms: poll finely, a late wake-up
+        // delays every AUTH
+        pause = (pause * 2).min(Duration::from_millis(2));
     }
 }
 
