@@ -666,3 +666,22 @@ fn relaymailfrom_local_senders_must_be_enabled_accounts_of_users_cdb() {
         ]
     );
 }
+
+#[test]
+fn plaintext_mechanisms_offered_to_127_0_0_1_only() {
+    let Some(mx) = start(&[]) else { return };
+    for (src, plain) in [("127.0.0.1", true), ("127.0.0.2", false)] {
+        let mut c = mx.client(src);
+        let e = c.cmd("EHLO client.test");
+        assert!(e.contains("AUTH") && e.contains("CRAM-MD5"), "{src}: {e}");
+        assert_eq!(
+            e.contains("PLAIN") && e.contains("LOGIN"),
+            plain,
+            "{src}: {e}"
+        );
+        assert!(e.contains("STARTTLS"), "{src}: {e}");
+        let r = c.cmd("AUTH PLAIN AHVAZXhhbXBsZS5vcmcAc2VjcmV0");
+        assert_eq!(r.starts_with("235"), plain, "{src}: {r}");
+        c.cmd("QUIT");
+    }
+}
