@@ -507,8 +507,16 @@ fn run_checkpassword_drives_our_checkpassword() {
     add(&ctl, &["joe@example.org"], "pw");
     add(&ctl, &["off@example.org"], "pw");
     userdb(&ctl, &["disable", "off@example.org"], b"");
-    std::env::set_var("CONTROLDIR", &ctl);
-    let argv: Vec<OsString> = vec![bin("checkpassword").into(), "true".into()];
+    // env(1) sets CONTROLDIR for the child only (smtpd's children inherit
+    // it from smtpd's environment)
+    let mut ctl_var = OsString::from("CONTROLDIR=");
+    ctl_var.push(&ctl);
+    let argv: Vec<OsString> = vec![
+        "env".into(),
+        ctl_var.clone(),
+        bin("checkpassword").into(),
+        "true".into(),
+    ];
     assert_eq!(
         run_checkpassword(&argv, b"joe@example.org", b"pw", b""),
         CheckOutcome::Ok
@@ -531,7 +539,12 @@ fn run_checkpassword_drives_our_checkpassword() {
         run_checkpassword(&argv, b"joe@example.org", d.as_bytes(), ch.as_bytes()),
         CheckOutcome::Ok
     );
-    let argv: Vec<OsString> = vec![bin("checkpassword").into(), "/nonexistent".into()];
+    let argv: Vec<OsString> = vec![
+        "env".into(),
+        ctl_var,
+        bin("checkpassword").into(),
+        "/nonexistent".into(),
+    ];
     assert!(matches!(
         run_checkpassword(&argv, b"joe@example.org", b"pw", b""),
         CheckOutcome::Temp(_)
