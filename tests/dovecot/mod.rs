@@ -107,36 +107,48 @@ impl Dovecot {
         .unwrap();
         fs::set_permissions(&wrapper, fs::Permissions::from_mode(0o755)).unwrap();
 
-        let (pop, imap) = (free_port(), free_port());
-        let conf = CONF
-            .replace("@DIR@", &dir.display().to_string())
-            .replace("@PORT@", &pop.to_string())
-            .replace("@IMAPPORT@", &imap.to_string())
-            .replace("@WRAPPER@", &wrapper.display().to_string())
-            .replace("@DEBUG@", "yes")
-            .replace(
-                "@MAILUID@",
-                &id("-u", "nobody").unwrap_or(65534).to_string(),
-            )
-            .replace(
-                "@MAILGID@",
-                &id("-g", "nobody").unwrap_or(65534).to_string(),
-            );
-        let conf_path = dir.join("dovecot.conf");
-        fs::write(&conf_path, conf).unwrap();
-        let mut cmd = Command::new("dovecot");
-        cmd.arg("-F").arg("-c").arg(&conf_path);
-        let server = Server::start(cmd, &dir.join("dovecot.stderr"));
-        let pop3 = format!("127.0.0.1:{pop}");
-        let imap = format!("127.0.0.1:{imap}");
-        wait_port(&pop3, Duration::from_secs(30));
-        wait_port(&imap, Duration::from_secs(30));
-        Some(Dovecot {
-            server,
-            pop3,
-            imap,
-            dir,
-        })
+        // free_port() may hand out a port another test binds first: retry
+        // until the greeting carries this instance's token
+        for attempt in 0..5 {
+            let (pop, imap) = (free_port(), free_port());
+            let token = format!("{}x{attempt}x{pop}", std::process::id());
+            let conf = CONF
+                .replace("@DIR@", &dir.display().to_string())
+                .replace("@PORT@", &pop.to_string())
+                .replace("@IMAPPORT@", &imap.to_string())
+                .replace("@TOKEN@", &token)
+                .replace("@WRAPPER@", &wrapper.display().to_string())
+                .replace("@DEBUG@", "yes")
+                .replace(
+                    "@MAILUID@",
+                    &id("-u", "nobody").unwrap_or(65534).to_string(),
+                )
+                .replace(
+                    "@MAILGID@",
+                    &id("-g", "nobody").unwrap_or(65534).to_string(),
+                );
+            let conf_path = dir.join("dovecot.conf");
+            fs::write(&conf_path, conf).unwrap();
+            let mut cmd = Command::new("dovecot");
+            cmd.arg("-F").arg("-c").arg(&conf_path);
+            let server = Server::start(cmd, &dir.join(format!("dovecot{attempt}.stderr")));
+            let pop3 = format!("127.0.0.1:{pop}");
+            let imap = format!("127.0.0.1:{imap}");
+            wait_port(&pop3, Duration::from_secs(30));
+            wait_port(&imap, Duration::from_secs(30));
+            if greets_with(&pop3, &token) && greets_with(&imap, &token) {
+                return Some(Dovecot {
+                    server,
+                    pop3,
+                    imap,
+                    dir,
+                });
+            }
+        }
+        panic!(
+            "Dovecot did not start on ports of its own: {}",
+            fs::read_to_string(dir.join("dovecot.log")).unwrap_or_default()
+        );
     }
 
     /// Dovecot's log (log_path) so far.
@@ -187,6 +199,24 @@ impl Dovecot {
             ),
         }
     }
+}
+
+/// Does the server at `addr` greet with a line holding `token`?
+fn greets_with(addr: &str, token: &str) -> bool {
+    use std::io::Read;
+    let Ok(mut s) = std::net::TcpStream::connect(addr) else {
+        return false;
+    };
+    s.set_read_timeout(Some(Duration::from_secs(15))).ok();
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 512];
+    while !buf.contains(&b'\n') {
+        match s.read(&mut chunk) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => buf.extend_from_slice(chunk.get(..n).unwrap_or_default()),
+        }
+    }
+    String::from_utf8_lossy(&buf).contains(token)
 }
 
 /// scripts/dovecot-checkpassword with its four settings filled in.
