@@ -638,3 +638,41 @@ fn dovecot_with_unreadable_users_cdb_is_temporary_failure() {
         "{log}"
     );
 }
+
+#[test]
+fn userdb_asks_on_the_tty_twice_without_echo() {
+    // script(1) gives userdb a terminal; the input is fed slowly so it
+    // arrives after the no-echo prompt is up
+    if !have("script") {
+        eprintln!("skipping: script (util-linux) not installed");
+        return;
+    }
+    let (_tmp, ctl) = setup();
+    let tty_add = |addr: &str, first: &str, second: &str| -> Output {
+        let pipeline = format!(
+            "(sleep 1; printf '%s\\n' '{first}'; sleep 1; printf '%s\\n' '{second}'; sleep 1) | \
+             script -qec '{} add {addr}' /dev/null",
+            bin("userdb").display()
+        );
+        let mut cmd = Command::new("sh");
+        cmd.arg("-c").arg(pipeline).env("CONTROLDIR", &ctl);
+        run_with_input(&mut cmd, b"", Duration::from_secs(60))
+    };
+    let out = tty_add("joe@example.org", "ttypass1", "ttypass1");
+    let shown = text(&out.stdout);
+    assert!(
+        shown.contains("Password:") && shown.contains("Again:"),
+        "{shown}"
+    );
+    assert!(!shown.contains("ttypass1"), "password echoed: {shown}");
+    let out = checkpassword(&ctl, b"joe@example.org\0ttypass1\0\0", &["true"]);
+    assert_eq!(out.status.code(), Some(0));
+    // two different entries: nothing added
+    let out = tty_add("ann@example.org", "one", "two");
+    assert!(
+        text(&out.stdout).contains("differ"),
+        "{}",
+        text(&out.stdout)
+    );
+    assert!(!text(&userdb(&ctl, &["list"], b"").stdout).contains("ann@"));
+}
