@@ -676,3 +676,28 @@ fn userdb_asks_on_the_tty_twice_without_echo() {
     );
     assert!(!text(&userdb(&ctl, &["list"], b"").stdout).contains("ann@"));
 }
+
+#[test]
+fn dovecot_chain_records_pop_before_smtp() {
+    // the helper as popbefore uses it: checkpassword relayallow reply
+    let (tmp, ctl) = setup();
+    add(&ctl, &["joe@example.org"], "s3cret");
+    let relay = tmp.join("relay");
+    fs::create_dir_all(&relay).unwrap();
+    fs::set_permissions(&relay, fs::Permissions::from_mode(0o1777)).unwrap();
+    let Some(d) = dovecot::Dovecot::start(&tmp, &ctl, &relay, &["relayallow"]) else {
+        return;
+    };
+    assert!(!d.pop3_login_from("127.0.0.8", "joe@example.org", "wrong"));
+    assert!(
+        !relay.join("127.0.0.8").exists(),
+        "a failed login records nothing"
+    );
+    assert!(
+        d.pop3_login_from("127.0.0.9", "joe@example.org", "s3cret"),
+        "{}",
+        d.log()
+    );
+    let entry = fs::read_to_string(relay.join("127.0.0.9")).unwrap();
+    assert_eq!(entry, "USER=joe@example.org\n");
+}
