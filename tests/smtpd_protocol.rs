@@ -428,3 +428,19 @@ fn silence_times_out_with_421() {
     let names = std::fs::read_dir(mx.spool.join("tmp")).unwrap().count();
     assert_eq!(names, 0, "no temp file left behind");
 }
+
+#[test]
+fn client_that_stops_reading_is_dropped_after_timeoutsmtpd() {
+    let Some(mx) = prepared(Setup::default().control("timeoutsmtpd", "2\n")) else {
+        return;
+    };
+    let mut c = mx.client("127.0.0.5");
+    c.s.set_write_timeout(Some(Duration::from_secs(20))).ok();
+    let flood = b"NOOP\r\n".repeat(4_000_000);
+    // the server blocks writing replies we never read, then gives up; our
+    // own write then fails or finishes into a closed connection
+    let _ = c.s.write_all(&flood);
+    let log = mx.log_with("event=write_error");
+    assert!(log.contains("event=write_error"), "{log}");
+    assert!(log.contains("tcpserver: end"), "{log}");
+}

@@ -37,7 +37,18 @@ pub fn load_tls(dir: &Path) -> Result<TlsConfig, Option<String>> {
 /// Wait until fd 0 is readable, at most `timeout`.
 fn wait_readable(timeout: Duration) -> io::Result<bool> {
     let stdin = io::stdin();
-    let mut fds = [PollFd::new(stdin.as_fd(), PollFlags::POLLIN)];
+    wait_for(stdin.as_fd(), PollFlags::POLLIN, timeout)
+}
+
+/// Wait until fd 1 takes data, at most `timeout`: a client that stops
+/// reading our replies cannot hold smtpd forever.
+fn wait_writable(timeout: Duration) -> io::Result<bool> {
+    let stdout = io::stdout();
+    wait_for(stdout.as_fd(), PollFlags::POLLOUT, timeout)
+}
+
+fn wait_for(fd: std::os::fd::BorrowedFd, flags: PollFlags, timeout: Duration) -> io::Result<bool> {
+    let mut fds = [PollFd::new(fd, flags)];
     let t = PollTimeout::try_from(timeout).unwrap_or(PollTimeout::MAX);
     loop {
         match poll(&mut fds, t) {
@@ -53,6 +64,7 @@ fn wait_readable(timeout: Duration) -> io::Result<bool> {
 /// `deadline` (then `TimedOut`).
 struct Raw {
     deadline: Option<Instant>,
+    write_timeout: Duration,
 }
 
 impl Read for Raw {
@@ -75,6 +87,9 @@ impl Read for Raw {
 
 impl Write for Raw {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        if !wait_writable(self.write_timeout)? {
+            return Err(io::ErrorKind::TimedOut.into());
+        }
         let stdout = io::stdout();
         loop {
             match nix::unistd::write(stdout.as_fd(), data) {
@@ -95,11 +110,20 @@ fn short(e: &dyn std::fmt::Display) -> String {
 
 pub struct Conn {
     tls: Option<Box<ServerConnection>>,
+    write_timeout: Duration,
 }
 
 impl Conn {
     pub fn stdio() -> Conn {
-        Conn { tls: None }
+        Conn {
+            tls: None,
+            write_timeout: Duration::from_secs(1200),
+        }
+    }
+
+    /// How long one write may wait for the client (timeoutsmtpd).
+    pub fn set_write_timeout(&mut self, t: Duration) {
+        self.write_timeout = t;
     }
 
     pub fn is_tls(&self) -> bool {
@@ -112,6 +136,7 @@ impl Conn {
         let Some(tls) = self.tls.as_deref_mut() else {
             let mut raw = Raw {
                 deadline: Some(deadline),
+                write_timeout: timeout,
             };
             return match raw.read(buf) {
                 Ok(0) => Readable::Eof,
@@ -138,7 +163,10 @@ impl Conn {
     }
 
     pub fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
-        let mut raw = Raw { deadline: None };
+        let mut raw = Raw {
+            deadline: None,
+            write_timeout: self.write_timeout,
+        };
         match self.tls.as_deref_mut() {
             None => raw.write_all(data),
             Some(tls) => {
@@ -156,6 +184,7 @@ impl Conn {
         let mut tls = ServerConnection::new(cfg).map_err(|e| short(&e))?;
         let mut raw = Raw {
             deadline: Some(Instant::now() + timeout),
+            write_timeout: timeout,
         };
         while tls.is_handshaking() {
             match tls.complete_io(&mut raw) {
@@ -177,6 +206,7 @@ impl Conn {
 fn tls_read(tls: &mut ServerConnection, buf: &mut [u8], deadline: Instant) -> Readable {
     let mut raw = Raw {
         deadline: Some(deadline),
+        write_timeout: deadline.saturating_duration_since(Instant::now()),
     };
     loop {
         match tls.reader().read(buf) {

@@ -150,6 +150,7 @@ impl Driver<'_> {
             }
         };
         self.timeout = timeout;
+        self.conn.set_write_timeout(timeout);
         if self.settings.smtps {
             let Some(tls) = self.tls.clone() else {
                 self.session
@@ -212,6 +213,9 @@ impl Driver<'_> {
                 }
                 Wants::Input => {
                     self.flush();
+                    if self.session.wants() != Wants::Input {
+                        continue; // a failed write ended the session
+                    }
                     len = self.read(buf, timeout);
                     pos = 0;
                 }
@@ -339,9 +343,19 @@ impl Driver<'_> {
             log.clear();
         }
         let out = self.session.output();
-        if !out.is_empty() {
-            let _ = self.conn.write_all(out);
-            out.clear();
+        if out.is_empty() {
+            return;
+        }
+        let written = self.conn.write_all(out);
+        out.clear();
+        if let Err(e) = written {
+            // the client is gone or stopped reading: end the session
+            let e = rgcore::diag::describe_io(&e).replace(' ', "_");
+            self.session.logf(&format!("event=write_error error={e}"));
+            self.session.eof();
+            let log = self.session.log_out();
+            let _ = std::io::stderr().write_all(log);
+            log.clear();
         }
     }
 }
