@@ -206,3 +206,29 @@ fn bad_certificate_is_logged_and_starttls_not_offered() {
     assert!(log.contains("event=tls_unavailable"), "{log}");
     let _ = bin("smtpd");
 }
+
+#[test]
+fn certificate_that_looks_right_but_does_not_parse_gets_454() {
+    if !need("tcpserver") {
+        return;
+    }
+    let mx = Mx::start(Setup::default());
+    std::fs::write(
+        mx.control.join("servercert.pem"),
+        "-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydA==\n-----END CERTIFICATE-----\n\
+         -----BEGIN PRIVATE KEY-----\nbm90IGEga2V5\n-----END PRIVATE KEY-----\n",
+    )
+    .unwrap();
+    let mut c = mx.client("127.0.0.5");
+    assert!(c.cmd("EHLO c").contains("STARTTLS"));
+    let r = c.cmd("STARTTLS");
+    assert!(r.starts_with("454 4.7.0"), "{r}");
+    assert!(!c.cmd("EHLO c").contains("STARTTLS"), "not offered again");
+    assert!(
+        c.cmd("MAIL FROM:<a@s.test>").starts_with("250"),
+        "plaintext goes on"
+    );
+    assert!(mx
+        .log_with("tls_unavailable")
+        .contains("event=tls_unavailable"));
+}

@@ -479,6 +479,19 @@ impl<E: Env> Session<E> {
         self.logf("event=starttls");
     }
 
+    /// STARTTLS was accepted but the certificate cannot be used: the client
+    /// gets `454` instead of the queued `220`, and STARTTLS is not offered
+    /// again.
+    pub fn tls_unavailable(&mut self) {
+        if !matches!(self.phase, Phase::TlsPending) {
+            return;
+        }
+        self.out.truncate(self.go_at);
+        self.cfg.tls_available = false;
+        self.phase = Phase::Command;
+        self.fail("454 4.7.0 TLS not available");
+    }
+
     /// Implicit TLS (SMTPS) is on before the greeting.
     pub fn set_tls_on(&mut self) {
         self.cfg.tls_on = true;

@@ -34,6 +34,31 @@ pub fn load_tls(dir: &Path) -> Result<TlsConfig, Option<String>> {
     }
 }
 
+/// Decide cheaply whether STARTTLS can be offered: `servercert.pem` exists,
+/// is readable and holds PEM blocks of a certificate and a private key.
+/// Parsing them (and checking that the key fits) costs about a third of a
+/// session's start-up CPU, so [`load_tls`] runs only at STARTTLS (SMTPS).
+/// `Err(None)`: no file; `Err(Some(why))`: unusable.
+pub fn probe_tls(dir: &Path) -> Result<(), Option<String>> {
+    let path = dir.join(rgtls::SERVERCERT);
+    let pem = match std::fs::read(&path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(None),
+        Err(e) => {
+            let why = rgcore::diag::describe_io(&e);
+            return Err(Some(format!("unable to read {}: {why}", path.display())));
+        }
+    };
+    let has = |needle: &[u8]| pem.windows(needle.len()).any(|w| w == needle);
+    if !has(b"-----BEGIN CERTIFICATE-----") {
+        return Err(Some(format!("no certificate in {}", path.display())));
+    }
+    if !has(b"PRIVATE KEY-----") {
+        return Err(Some(format!("no private key in {}", path.display())));
+    }
+    Ok(())
+}
+
 /// Wait until fd 0 is readable, at most `timeout`.
 fn wait_readable(timeout: Duration) -> io::Result<bool> {
     let stdin = io::stdin();

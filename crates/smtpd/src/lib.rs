@@ -100,20 +100,20 @@ impl Settings {
 pub fn run(args: Vec<OsString>) -> i32 {
     let settings = Settings::from_env(args);
     let mut conn = Conn::stdio();
-    let tls = conn::load_tls(&settings.controldir);
+    // a cheap look at servercert.pem decides whether STARTTLS is offered;
+    // the costly parse (certificate, key) waits for STARTTLS itself
     let mut cfg = settings.cfg.clone();
-    if let Err(why) = &tls {
-        if let Some(why) = why {
-            eprintln!(
-                "smtpd: pid={} ip={} event=tls_unavailable reason={}",
-                cfg.pid,
-                cfg.ip,
-                rgcore::diag::printable(why)
-            );
+    let tls = match conn::probe_tls(&settings.controldir) {
+        Ok(()) => {
+            cfg.tls_available = true;
+            Tls::Unloaded
         }
-    } else {
-        cfg.tls_available = true;
-    }
+        Err(None) => Tls::Absent,
+        Err(Some(why)) => {
+            tls_unavailable(&cfg, &why);
+            Tls::Absent
+        }
+    };
     let env = PolicyEnv {
         ctl: Controls::new(settings.controldir.clone()),
         client: settings.client.clone(),
@@ -123,7 +123,7 @@ pub fn run(args: Vec<OsString>) -> i32 {
         conn: &mut conn,
         settings: &settings,
         queue: None,
-        tls: tls.ok(),
+        tls,
         timeout: Duration::from_secs(1200),
     };
     d.main();
@@ -135,8 +135,24 @@ struct Driver<'a> {
     conn: &'a mut Conn,
     settings: &'a Settings,
     queue: Option<Open>,
-    tls: Option<conn::TlsConfig>,
+    tls: Tls,
     timeout: Duration,
+}
+
+/// The TLS configuration, loaded when first needed.
+enum Tls {
+    Absent,
+    Unloaded,
+    Ready(conn::TlsConfig),
+}
+
+fn tls_unavailable(cfg: &Config, why: &str) {
+    eprintln!(
+        "smtpd: pid={} ip={} event=tls_unavailable reason={}",
+        cfg.pid,
+        cfg.ip,
+        rgcore::diag::printable(why).replace(' ', "_")
+    );
 }
 
 impl Driver<'_> {
@@ -152,7 +168,7 @@ impl Driver<'_> {
         self.timeout = timeout;
         self.conn.set_write_timeout(timeout);
         if self.settings.smtps {
-            let Some(tls) = self.tls.clone() else {
+            let Some(tls) = self.tls_config() else {
                 self.session
                     .logf("event=close reason=smtps_without_certificate");
                 self.flush();
@@ -197,6 +213,10 @@ impl Driver<'_> {
                 Wants::DataGo | Wants::Tls if pos < len => {
                     // pipelined after DATA/STARTTLS: the session refuses it
                     pos += self.session.feed(buf.get(pos..len).unwrap_or_default());
+                }
+                Wants::Tls if self.tls_config().is_none() => {
+                    // the certificate turned out bad: 454 instead of 220
+                    self.session.tls_unavailable();
                 }
                 Wants::DataGo | Wants::Tls => {
                     if self.conn.pending() {
@@ -244,8 +264,28 @@ impl Driver<'_> {
         }
     }
 
+    /// The configuration, parsed on first use; a bad certificate is
+    /// logged and TLS is off from then on.
+    fn tls_config(&mut self) -> Option<conn::TlsConfig> {
+        if let Tls::Unloaded = self.tls {
+            self.tls = match conn::load_tls(&self.settings.controldir) {
+                Ok(c) => Tls::Ready(c),
+                Err(why) => {
+                    let why = why.unwrap_or_else(|| "servercert.pem vanished".into());
+                    self.flush_log();
+                    tls_unavailable(&self.settings.cfg, &why);
+                    Tls::Absent
+                }
+            };
+        }
+        match &self.tls {
+            Tls::Ready(c) => Some(c.clone()),
+            _ => None,
+        }
+    }
+
     fn starttls(&mut self) {
-        let Some(tls) = self.tls.clone() else { return };
+        let Some(tls) = self.tls_config() else { return };
         match self.conn.start_tls(tls, self.timeout) {
             Ok(()) => self.session.tls_started(),
             Err(e) => {
@@ -335,13 +375,17 @@ impl Driver<'_> {
         }
     }
 
-    /// Write pending replies (one write) and log lines.
-    fn flush(&mut self) {
+    fn flush_log(&mut self) {
         let log = self.session.log_out();
         if !log.is_empty() {
             let _ = std::io::stderr().write_all(log);
             log.clear();
         }
+    }
+
+    /// Write pending replies (one write) and log lines.
+    fn flush(&mut self) {
+        self.flush_log();
         let out = self.session.output();
         if out.is_empty() {
             return;
