@@ -116,3 +116,16 @@ impl Env for PolicyEnv {
         h.finish()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reply_lines_split_into_refusals() {
+        let r = refusal("553 5.7.1 sorry, that domain isn't in my list of allowed rcpthosts");
+        assert_eq!(r.code, 553);
+        assert!(r.text.starts_with("5.7.1 sorry"));
+        assert_eq!(refusal("garbage").code, 554);
+    }
+}

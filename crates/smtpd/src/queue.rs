@@ -170,3 +170,52 @@ pub fn exit_outcome(code: Option<i32>) -> QueueOutcome {
         None => QueueOutcome::Temp("qmailqueue=signal".into()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn qmail_queue_exit_codes() {
+        assert!(matches!(exit_outcome(Some(0)), QueueOutcome::Ok(_)));
+        for c in [11, 31, 40] {
+            assert!(
+                matches!(exit_outcome(Some(c)), QueueOutcome::Perm(_)),
+                "{c}"
+            );
+        }
+        for c in [1, 10, 41, 51, 53, 54, 81, 91, 111, 120] {
+            assert!(
+                matches!(exit_outcome(Some(c)), QueueOutcome::Temp(_)),
+                "{c}"
+            );
+        }
+        assert!(matches!(exit_outcome(None), QueueOutcome::Temp(_)));
+    }
+
+    #[test]
+    fn spool_in_process_and_abort() {
+        let dir = std::env::temp_dir().join(format!("smtpd-queue-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let t = Target::Spool(dir.clone());
+        let mut q = t.open();
+        q.write(b"Subject: a\n\nbody\n");
+        assert!(matches!(q.commit(b"Fa@b\0Tc@d\0\0"), QueueOutcome::Ok(_)));
+        let mut q = t.open();
+        q.write(b"never");
+        q.abort();
+        let files = rgspool::list(&dir).unwrap();
+        assert_eq!(files.len(), 1);
+        let m = rgspool::read(&files[0]).unwrap();
+        assert_eq!(m.message, b"Subject: a\n\nbody\n");
+        assert_eq!(m.recipients, [b"c@d".to_vec()]);
+        assert_eq!(std::fs::read_dir(dir.join("tmp")).unwrap().count(), 0);
+        // a truncated envelope is refused, not queued
+        let mut q = t.open();
+        q.write(b"x");
+        assert!(!matches!(q.commit(b"Fa@b\0Tc@d\0"), QueueOutcome::Ok(_)));
+        assert_eq!(rgspool::list(&dir).unwrap().len(), 1);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
