@@ -314,6 +314,49 @@ fn relaycheck_without_a_client_ip_runs_the_program_unchanged() {
     );
 }
 
+#[test]
+fn relaycheck_looks_at_one_name_per_table_and_never_lists_them() {
+    // the cost per connection must not grow with the table: under strace,
+    // the only table paths touched are DENYDIR/IP and RELAYDIR/IP
+    if !relaygate::have("strace") {
+        eprintln!("skipping: strace not installed");
+        return;
+    }
+    let t = Tables::new("pb-check-strace");
+    for i in 0..1000 {
+        fs::write(t.relay().join(format!("10.0.{}.{}", i / 250, i % 250)), "").unwrap();
+        fs::write(t.deny().join(format!("10.1.{}.{}", i / 250, i % 250)), "").unwrap();
+    }
+    assert!(t.login("127.0.0.5", Some("joe")).status.success());
+    let log = t.tmp.join("strace.log");
+    let mut cmd = Command::new("strace");
+    cmd.arg("-o")
+        .arg(&log)
+        .args(["-e", "trace=%file,%desc"])
+        .arg(bin("relaycheck"))
+        .arg("true")
+        .env("RELAYDIR", t.relay())
+        .env("DENYDIR", t.deny())
+        .env("TCPREMOTEIP", "127.0.0.5")
+        .env_remove("RELAYCLIENT");
+    let out = run_with_input(&mut cmd, b"", Duration::from_secs(60));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let trace = fs::read_to_string(&log).unwrap();
+    let root = t.tmp.path().to_str().unwrap();
+    let touched: Vec<&str> = trace.lines().filter(|l| l.contains(root)).collect();
+    assert!(!trace.contains("getdents"), "listed a directory:\n{trace}");
+    assert!(!touched.is_empty(), "strace saw nothing: {trace}");
+    for line in &touched {
+        let ok = line.contains(&format!("{root}/deny/127.0.0.5\""))
+            || line.contains(&format!("{root}/relay/127.0.0.5\""));
+        assert!(ok, "touched more than the client's entries: {line}");
+    }
+    assert!(
+        touched.len() <= 3,
+        "lstat deny, lstat relay, open relay: {touched:?}"
+    );
+}
+
 // ---- addresses ----
 
 #[test]
