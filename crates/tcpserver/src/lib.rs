@@ -280,6 +280,9 @@ impl<'a> Server<'a> {
                             self.opts,
                             &format!("unable to accept: {}", describe_io(&e)),
                         );
+                        // out of descriptors or memory: the listener stays
+                        // readable, so pause instead of spinning
+                        std::thread::sleep(std::time::Duration::from_millis(100));
                         return;
                     }
                 }
