@@ -6,6 +6,7 @@
 //! a relay entry is fresh), whatever the tables' size.
 #![forbid(unsafe_code)]
 
+use std::ffi::OsStr;
 use std::io;
 use std::net::IpAddr;
 use std::path::Path;
@@ -16,6 +17,21 @@ pub const DENY_REPLY: &[u8] = b"421 4.7.0 temporarily refused\r\n";
 
 /// The reply when a table cannot be read (never taken for "absent").
 pub const TROUBLE_REPLY: &[u8] = b"421 4.3.0 unable to read relay tables\r\n";
+
+/// The client address from `TCPREMOTEIP`; `Err` is the warning to print
+/// when there is none (the tables are then not consulted).
+pub fn client_ip(raw: Option<&OsStr>) -> Result<IpAddr, String> {
+    let Some(raw) = raw else {
+        return Err("TCPREMOTEIP not set: tables not consulted".into());
+    };
+    let text = raw.to_string_lossy();
+    rgcore::ip::parse(&text).ok_or_else(|| {
+        format!(
+            "unable to parse TCPREMOTEIP {}: tables not consulted",
+            rgcore::diag::printable(&text)
+        )
+    })
+}
 
 /// What to do with this connection.
 #[derive(Debug, PartialEq, Eq)]
@@ -113,6 +129,15 @@ mod tests {
         };
         assert_eq!(decide(&t0, ip("192.0.2.3"), false).unwrap(), Decision::Pass);
         fs::remove_dir_all(root).unwrap();
+    }
+
+    #[test]
+    fn client_ip_from_the_environment() {
+        use std::ffi::OsString;
+        let ip = |s: &str| client_ip(Some(&OsString::from(s)));
+        assert_eq!(ip("::ffff:192.0.2.1").unwrap().to_string(), "192.0.2.1");
+        assert!(client_ip(None).unwrap_err().contains("not set"));
+        assert!(ip("x\n").unwrap_err().contains("TCPREMOTEIP x?:"));
     }
 
     #[test]

@@ -2,6 +2,8 @@
 //! RELAYDIR clients, then exec prog.
 use std::env;
 use std::io::Write;
+use std::net::IpAddr;
+use std::time::Duration;
 
 use relaycheck::{decide, Decision, Tables, DENY_REPLY, TROUBLE_REPLY};
 use rgcore::diag::{die, info, usage, warn};
@@ -14,6 +16,40 @@ fn reply(text: &[u8]) {
     let _ = out.write_all(text).and_then(|()| out.flush());
 }
 
+/// Consult the tables for `ip`: exits on a deny or trouble, else adjusts
+/// the environment for prog.
+fn check(ip: IpAddr, max_age: Duration) {
+    let (relaydir, denydir) = (paths::relaydir(), paths::denydir());
+    let t = Tables {
+        relaydir: &relaydir,
+        denydir: &denydir,
+        max_age,
+    };
+    match decide(&t, ip, env::var_os("RELAYCLIENT").is_some()) {
+        Ok(Decision::Deny) => {
+            let ip = rgcore::ip::canonical(ip);
+            info(
+                PROG,
+                &format!("ip={ip} verdict=denied table={}", denydir.display()),
+            );
+            reply(DENY_REPLY);
+            std::process::exit(exit::OK);
+        }
+        Ok(Decision::Relay { user }) => {
+            env::set_var("RELAYCLIENT", "");
+            match user {
+                Some(u) => env::set_var("RELAYUSER", u),
+                None => env::remove_var("RELAYUSER"),
+            }
+        }
+        Ok(Decision::Pass) => {}
+        Err((dir, e)) => {
+            reply(TROUBLE_REPLY);
+            die(PROG, &Failure::io(&format!("read table {dir}"), &e));
+        }
+    }
+}
+
 fn main() {
     let argv: Vec<_> = env::args_os().skip(1).collect();
     if argv.is_empty() {
@@ -21,54 +57,11 @@ fn main() {
     }
     let max_age = rgiptable::max_age_from_env().unwrap_or_else(|w| {
         warn(PROG, &w);
-        std::time::Duration::from_secs(rgiptable::DEFAULT_MINUTES * 60)
+        Duration::from_secs(rgiptable::DEFAULT_MINUTES * 60)
     });
-    let raw = env::var_os("TCPREMOTEIP").map(|v| v.to_string_lossy().into_owned());
-    match raw.as_deref().and_then(rgcore::ip::parse) {
-        None => warn(
-            PROG,
-            &match raw {
-                None => "TCPREMOTEIP not set: tables not consulted".to_string(),
-                Some(r) => format!(
-                    "unable to parse TCPREMOTEIP {}: tables not consulted",
-                    rgcore::diag::printable(&r)
-                ),
-            },
-        ),
-        Some(ip) => {
-            let (relaydir, denydir) = (paths::relaydir(), paths::denydir());
-            let t = Tables {
-                relaydir: &relaydir,
-                denydir: &denydir,
-                max_age,
-            };
-            match decide(&t, ip, env::var_os("RELAYCLIENT").is_some()) {
-                Ok(Decision::Deny) => {
-                    info(
-                        PROG,
-                        &format!(
-                            "ip={} verdict=denied table={}",
-                            rgcore::ip::canonical(ip),
-                            denydir.display()
-                        ),
-                    );
-                    reply(DENY_REPLY);
-                    std::process::exit(exit::OK);
-                }
-                Ok(Decision::Relay { user }) => {
-                    env::set_var("RELAYCLIENT", "");
-                    match user {
-                        Some(u) => env::set_var("RELAYUSER", u),
-                        None => env::remove_var("RELAYUSER"),
-                    }
-                }
-                Ok(Decision::Pass) => {}
-                Err((dir, e)) => {
-                    reply(TROUBLE_REPLY);
-                    die(PROG, &Failure::io(&format!("read table {dir}"), &e));
-                }
-            }
-        }
+    match relaycheck::client_ip(env::var_os("TCPREMOTEIP").as_deref()) {
+        Ok(ip) => check(ip, max_age),
+        Err(w) => warn(PROG, &w),
     }
     die(PROG, &rgcore::chain::exec(&argv))
 }
