@@ -808,7 +808,7 @@ impl<E: Env> Session<E> {
                 self.logf(&format!(
                     "event=mail verdict=refused code={} arg={}",
                     r.code,
-                    printable_bytes(path)
+                    log_arg(path)
                 ));
                 return self.fail(&format!("{} {}", r.code, r.text));
             }
@@ -879,7 +879,7 @@ impl<E: Env> Session<E> {
         if count >= maxrcpt {
             self.logf(&format!(
                 "rcpt={} verdict=refused rule=maxrcpt",
-                printable_bytes(path)
+                log_arg(path)
             ));
             return self.reply("452 4.5.3 too many recipients");
         }
@@ -892,7 +892,7 @@ impl<E: Env> Session<E> {
         let shown = if outcome.accept || !outcome.queued.is_empty() {
             printable_bytes(&outcome.queued)
         } else {
-            printable_bytes(path)
+            log_arg(path)
         };
         if outcome.accept {
             self.logf(&format!(
@@ -1084,6 +1084,12 @@ impl<E: Env> Session<E> {
         });
         self.phase = Phase::AwaitAuth(user);
     }
+}
+
+/// A raw command argument as one log value: printable, no spaces.
+fn log_arg(arg: &[u8]) -> String {
+    let trimmed = arg.trim_ascii();
+    printable_bytes(trimmed).replace(' ', "?")
 }
 
 /// The value of parameter `name` (case-insensitive), if present.
