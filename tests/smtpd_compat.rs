@@ -242,3 +242,51 @@ fn refused_message_never_reaches_the_qmailqueue_program() {
         .collect();
     assert!(committed.is_empty(), "{committed:?}");
 }
+
+#[test]
+fn ipv6_client_under_our_tcpserver() {
+    let dir = relaygate::bin_dir();
+    if !dir.join("tcpserver").exists() || !dir.join("tcprules").exists() {
+        eprintln!("skipping: our tcpserver/tcprules not built");
+        return;
+    }
+    let mx = Mx::start(Setup {
+        supervisor: Supervisor::Ours,
+        host: "::1".into(),
+        args: vec!["sh".into(), "-c".into(), "exit 1".into()],
+        ..Setup::default()
+    });
+    let mut c = mx.client("::1");
+    let e = c.cmd("EHLO c");
+    assert!(
+        e.contains("AUTH LOGIN PLAIN CRAM-MD5"),
+        "::1 is exact loopback: {e}"
+    );
+    assert!(c.cmd("MAIL FROM:<a@s.test>").starts_with("250"));
+    assert!(c.cmd("RCPT TO:<far@victim.test>").starts_with("553"));
+    assert!(c.cmd("RCPT TO:<ok@example.org>").starts_with("250"));
+    assert!(c.data("Subject: v6\r\n\r\nx").starts_with("250"));
+    c.cmd("QUIT");
+    let q = mx.queued();
+    assert_eq!(q.len(), 1);
+    let m = String::from_utf8_lossy(&q[0].message);
+    assert!(m.starts_with("Received: from c (unknown [::1])\n"), "{m}");
+    let log = mx.log_with("rule=norelay");
+    assert!(
+        log.contains("ip=::1 rcpt=<far@victim.test> verdict=refused rule=norelay"),
+        "{log}"
+    );
+    drop(mx);
+    // relayclients with an IPv6 entry
+    let mx = Mx::start(Setup {
+        supervisor: Supervisor::Ours,
+        host: "::1".into(),
+        ..Setup::default().control("relayclients", "::1\n")
+    });
+    let mut c = mx.client("::1");
+    c.cmd("EHLO c");
+    c.cmd("MAIL FROM:<a@s.test>");
+    assert!(c.cmd("RCPT TO:<far@victim.test>").starts_with("250"));
+    assert!(c.data("Subject: v6\r\n\r\nx").starts_with("250"));
+    assert_eq!(mx.queued_rcpts(), ["far@victim.test"]);
+}

@@ -46,6 +46,8 @@ pub struct Setup {
     pub no_rcpthosts: bool,
     /// Check the greeting after start (not possible with SMTPS).
     pub probe: bool,
+    /// Address to listen on (`::1` needs our tcpserver).
+    pub host: String,
 }
 
 impl Default for Setup {
@@ -63,6 +65,7 @@ impl Default for Setup {
             },
             no_rcpthosts: false,
             probe: true,
+            host: "127.0.0.1".into(),
         }
     }
 }
@@ -151,7 +154,11 @@ impl Mx {
         let (server, addr) = loop {
             attempt += 1;
             let port = free_port();
-            let addr = format!("127.0.0.1:{port}");
+            let addr = if setup.host.contains(':') {
+                format!("[{}]:{port}", setup.host)
+            } else {
+                format!("{}:{port}", setup.host)
+            };
             let cmd = Self::command(&setup, &control, &spool, port);
             let server = Server::start(cmd, &dir.join(format!("server{attempt}.log")));
             wait_port(&addr, Duration::from_secs(20));
@@ -187,7 +194,7 @@ impl Mx {
             .arg("-v")
             .arg("-x")
             .arg(control.join("tcp.smtp.cdb"))
-            .arg("127.0.0.1")
+            .arg(&setup.host)
             .arg(port.to_string());
         for b in &setup.before {
             cmd.arg(bin(b));
