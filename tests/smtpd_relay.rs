@@ -272,6 +272,17 @@ fn family8_relay_table() {
         .unwrap();
     assert!(st.success());
     refused(&mx, "127.0.0.5", "<a@s.test>", "<n@victim.test>");
+    // after clearopensmtp removed it
+    if relaygate::bin_dir().join("clearopensmtp").exists() {
+        let out = std::process::Command::new(relaygate::bin("clearopensmtp"))
+            .env("RELAYDIR", relaydir.path())
+            .env("DENYDIR", relaydir.join("no-deny"))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        assert!(!relaydir.join("127.0.0.5").exists());
+        refused(&mx, "127.0.0.5", "<a@s.test>", "<n@victim.test>");
+    }
     // a temp file being written is no entry
     relaydir.write("127.0.0.6.tmp.123", "");
     refused(&mx, "127.0.0.6", "<a@s.test>", "<n@victim.test>");
