@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use relaygate::{have, need, run_with_input, TempDir};
+use relaygate::{bin, have, need, run_with_input, TempDir};
 use support::*;
 
 const RULES: &str = "127.0.0.7:allow,RELAYCLIENT=\"\"\n127.0.0.:allow\n:deny\n";
@@ -289,4 +289,27 @@ fn ipv6_client_under_our_tcpserver() {
     assert!(c.cmd("RCPT TO:<far@victim.test>").starts_with("250"));
     assert!(c.data("Subject: v6\r\n\r\nx").starts_with("250"));
     assert_eq!(mx.queued_rcpts(), ["far@victim.test"]);
+}
+
+/// Regression: a message refused after DATA (bare LF) while QMAILQUEUE is our
+/// `spool` program must leave nothing behind, not even in spool/tmp: smtpd
+/// ends the hand-off by closing the envelope pipe (qmail-queue exits 54 and
+/// cleans up) rather than killing the program mid-write.
+#[test]
+fn aborted_message_leaves_no_temp_file_in_external_spool() {
+    let mx = Mx::start(Setup::default().env("QMAILQUEUE", bin("spool").to_str().unwrap()));
+    let mut c = mx.client("127.0.0.5");
+    assert_eq!(code(&c.cmd("HELO client.test")), "250");
+    assert_eq!(code(&c.cmd("MAIL FROM:<a@s.test>")), "250");
+    assert_eq!(code(&c.cmd("RCPT TO:<x@example.org>")), "250");
+    let r = c.data("Subject: x\r\n\r\nbare\nlf");
+    assert_eq!(code(&r), "554", "{r}");
+    // the refused message is gone and the session goes on: a good one is queued
+    assert_eq!(code(&c.cmd("MAIL FROM:<a@s.test>")), "250");
+    assert_eq!(code(&c.cmd("RCPT TO:<y@example.org>")), "250");
+    assert_eq!(code(&c.data("Subject: ok\r\n\r\nfine\r\n")), "250");
+    c.cmd("QUIT");
+    assert_eq!(mx.queued_rcpts(), ["y@example.org"]);
+    let tmp: Vec<_> = std::fs::read_dir(mx.spool.join("tmp")).unwrap().collect();
+    assert!(tmp.is_empty(), "temp files left in spool/tmp: {tmp:?}");
 }

@@ -14,6 +14,9 @@ use nix::fcntl::OFlag;
 use rgsmtp::QueueOutcome;
 use rgspool::SpoolWriter;
 
+/// How long an aborted queue program gets to exit by itself.
+const ABORT_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Where messages go.
 #[derive(Debug, Clone)]
 pub enum Target {
@@ -142,8 +145,27 @@ impl Open {
 
     /// Throw the message away: nothing may reach the queue.
     pub fn abort(self) {
-        if let Open::Program { mut child, .. } = self {
-            // killed before it ever sees an envelope: it cannot commit
+        if let Open::Program {
+            mut child,
+            msg,
+            env,
+            ..
+        } = self
+        {
+            // As qmail-smtpd does: close the message, then close the envelope
+            // pipe without writing one. A qmail-queue that sees the envelope
+            // end early refuses the message (exit 54) and cleans up its own
+            // temp file, which a SIGKILL would leave behind. Only a program
+            // that hangs on is killed.
+            drop(msg);
+            drop(env);
+            let end = std::time::Instant::now() + ABORT_GRACE;
+            while std::time::Instant::now() < end {
+                match child.try_wait() {
+                    Ok(Some(_)) | Err(_) => return,
+                    Ok(None) => std::thread::sleep(std::time::Duration::from_millis(5)),
+                }
+            }
             let _ = child.kill();
             let _ = child.wait();
         }
