@@ -1,14 +1,10 @@
-//! One connection: the facts about it, the rule that applies, the log lines
-//! and the program's environment. Runs in the server itself when no DNS
-//! lookup is needed (then the program is started with posix_spawn), or in a
-//! forked child when one is (so a slow resolver never blocks accepting).
+//! One connection, in the forked child: the facts about it (addresses,
+//! names), the rule that applies, the per-IP limit and ucspi-tcp's log
+//! lines.
 
-use std::ffi::OsStr;
 use std::io::{ErrorKind, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream};
-use std::os::fd::{AsFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
-use std::process::{Command, Stdio};
+use std::os::fd::AsFd;
 
 use rgcore::diag::describe_io;
 use rgrules::Rule;
@@ -125,41 +121,6 @@ pub fn prepare_socket(opts: &Opts, stream: &mut TcpStream, facts: &Facts) -> Res
             .map_err(|e| format!("unable to print banner: {}", describe_io(&e)))?;
     }
     Ok(())
-}
-
-/// The command for the program: the connection on fd 0 and 1, the TCP
-/// variables set (or removed when unknown), then the rule's variables.
-pub fn command(
-    opts: &Opts,
-    facts: &Facts,
-    rule: &Rule,
-    stream: TcpStream,
-) -> std::io::Result<Command> {
-    let (prog, args) = opts.prog.split_first().ok_or(ErrorKind::InvalidInput)?;
-    let mut cmd = Command::new(prog);
-    cmd.args(args);
-    let fd0: OwnedFd = stream.try_clone()?.into();
-    cmd.stdin(Stdio::from(fd0))
-        .stdout(Stdio::from(OwnedFd::from(stream)));
-    cmd.env("PROTO", "TCP")
-        .env("TCPLOCALIP", &facts.local_ip)
-        .env("TCPLOCALPORT", &facts.local_port)
-        .env("TCPREMOTEIP", &facts.remote_ip)
-        .env("TCPREMOTEPORT", &facts.remote_port)
-        .env_remove("TCPREMOTEINFO");
-    set_or_remove(&mut cmd, "TCPLOCALHOST", facts.local_host.as_deref());
-    set_or_remove(&mut cmd, "TCPREMOTEHOST", facts.remote_host.as_deref());
-    for (name, value) in &rule.vars {
-        cmd.env(OsStr::from_bytes(name), OsStr::from_bytes(value));
-    }
-    Ok(cmd)
-}
-
-fn set_or_remove(cmd: &mut Command, name: &str, value: Option<&str>) {
-    match value {
-        Some(v) => cmd.env(name, v),
-        None => cmd.env_remove(name),
-    };
 }
 
 /// ucspi-tcp's safecats: at most 100 characters, blanks, controls, 8-bit,

@@ -60,3 +60,12 @@ pub fn kill_ip_options(fd: BorrowedFd<'_>) {
         );
     }
 }
+
+/// Give the program SIGPIPE's default action back (Rust's runtime ignores
+/// it, and an ignored signal stays ignored across exec).
+pub fn default_sigpipe() {
+    use nix::sys::signal::{signal, SigHandler, Signal};
+    // SAFETY: installing SIG_DFL runs no handler code; called in the forked
+    // child just before exec.
+    let _ = unsafe { signal(Signal::SIGPIPE, SigHandler::SigDfl) };
+}
