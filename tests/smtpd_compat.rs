@@ -234,13 +234,18 @@ fn refused_message_never_reaches_the_qmailqueue_program() {
     assert!(c.reply().starts_with("554 5.6.0"));
     c.cmd("QUIT");
     std::thread::sleep(Duration::from_millis(300));
-    // the program was killed before it saw an envelope: nothing committed
-    let committed: Vec<String> = std::fs::read_dir(qdir.path())
+    // the program saw the envelope end early, refused the message and
+    // cleaned up: nothing committed, nothing left half-written
+    let left: Vec<String> = std::fs::read_dir(qdir.path())
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| !n.ends_with(".tmp"))
         .collect();
-    assert!(committed.is_empty(), "{committed:?}");
+    assert!(left.is_empty(), "{left:?}");
+    let log = mx.log_with("reason=bare_lf_cr_or_nul");
+    assert!(
+        log.contains("result=refused reason=bare_lf_cr_or_nul"),
+        "{log}"
+    );
 }
 
 #[test]
