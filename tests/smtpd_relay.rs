@@ -390,3 +390,41 @@ fn positive_local_mail_from_anyone_and_100_recipients() {
     );
     assert!(m.ends_with("\nSubject: test\n\nbody\n"), "{m}");
 }
+
+/// Family 6, reverse DNS: a name from the client's PTR record (set here by
+/// the rules, as a supervisor without `-p` would set it from DNS) grants
+/// `relaydomains` only when its forward lookup gives back the client's IP.
+/// `localhost` resolves to 127.0.0.1 through /etc/hosts.
+#[test]
+fn family6_unverified_reverse_dns_grants_nothing() {
+    if !need("tcpserver") {
+        return;
+    }
+    let rules = "127.0.0.1:allow,TCPREMOTEHOST=\"localhost\"\n\
+                 127.0.0.5:allow,TCPREMOTEHOST=\"localhost\"\n\
+                 127.0.0.6:allow,TCPREMOTEHOST=\"relay.example.invalid\"\n\
+                 :allow\n";
+    let mx = Mx::start(
+        Setup::default()
+            .rules(rules)
+            .control("relaydomains", "localhost\n.example.invalid\n"),
+    );
+    // forged: the PTR says localhost, but localhost is not 127.0.0.5
+    refused(&mx, "127.0.0.5", "<a@s.test>", "<n@victim.test>");
+    let log = mx.log_with("relaydomains_unconfirmed");
+    assert!(
+        log.contains("ip=127.0.0.5 event=relaydomains_unconfirmed host=localhost"),
+        "{log}"
+    );
+    // a name that does not resolve at all
+    refused(&mx, "127.0.0.6", "<a@s.test>", "<n@victim.test>");
+    assert!(mx.queued_rcpts().is_empty(), "{:?}", mx.queued_rcpts());
+    // confirmed: localhost does resolve to 127.0.0.1
+    accepted(&mx, "127.0.0.1", "<a@s.test>", "<far@victim.test>");
+    assert_eq!(mx.queued_rcpts(), ["far@victim.test"]);
+    let log = mx.log_with("rule=relaydomains");
+    assert!(
+        log.contains("rcpt=<far@victim.test> verdict=accepted rule=relaydomains"),
+        "{log}"
+    );
+}

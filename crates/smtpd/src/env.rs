@@ -15,6 +15,55 @@ use rgsmtp::{Env, MailOk, RcptOutcome, Refusal};
 pub struct PolicyEnv {
     pub ctl: Controls,
     pub client: Client,
+    /// `TCPREMOTEHOST` as the supervisor set it, not yet trusted: it reaches
+    /// `client.host` (and so `relaydomains`) only once its forward lookup
+    /// gives back the client's IP (see [`PolicyEnv::confirm_host`]).
+    pub claimed_host: Option<String>,
+    /// For log lines.
+    pub pid: u32,
+}
+
+impl PolicyEnv {
+    /// Unverified reverse DNS never grants relaying: without `tcpserver -p`
+    /// the supervisor's `TCPREMOTEHOST` is whatever the client's PTR record
+    /// says. So a claimed name that matches `relaydomains` is looked up
+    /// forward here, once per session and only then, and honoured only when
+    /// one of its addresses is the client's. Names that match nothing cost
+    /// no lookup.
+    fn confirm_host(&mut self) -> Result<(), Failure> {
+        let Some(host) = self.claimed_host.take() else {
+            return Ok(());
+        };
+        let Some(ip) = self.client.ip else {
+            return Ok(());
+        };
+        if !self.ctl.in_relaydomains(&host)? {
+            return Ok(());
+        }
+        if forward_confirms(&host, ip) {
+            self.client.host = Some(host);
+        } else {
+            eprintln!(
+                "smtpd: pid={} ip={} event=relaydomains_unconfirmed host={}",
+                self.pid,
+                rgcore::ip::canonical(ip),
+                rgcore::diag::printable(&host)
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Does a forward lookup of `host` give back `ip`? (Resolver errors: no.)
+fn forward_confirms(host: &str, ip: std::net::IpAddr) -> bool {
+    use std::net::ToSocketAddrs;
+    if host.is_empty() || host.len() > 255 || host.parse::<std::net::IpAddr>().is_ok() {
+        return false;
+    }
+    match (host, 0u16).to_socket_addrs() {
+        Ok(addrs) => addrs.map(|a| rgcore::ip::fold(a.ip())).any(|a| a == ip),
+        Err(_) => false,
+    }
 }
 
 /// `"553 5.7.1 text"` into a [`Refusal`].
@@ -88,6 +137,7 @@ impl Env for PolicyEnv {
             });
         }
         self.client.auth_user = auth_user.map(str::to_string);
+        self.confirm_host()?;
         let d = decide_rcpt(&self.client, sender, &parsed.path, &mut self.ctl)?;
         let queued = if d.accept {
             d.queued

@@ -114,9 +114,12 @@ pub fn run(args: Vec<OsString>) -> i32 {
             Tls::Absent
         }
     };
+    let mut client = settings.client.clone();
     let env = PolicyEnv {
         ctl: Controls::new(settings.controldir.clone()),
-        client: settings.client.clone(),
+        claimed_host: client.host.take(),
+        client,
+        pid: cfg.pid,
     };
     let mut d = Driver {
         session: Session::new(env, cfg),
