@@ -157,6 +157,8 @@ impl Server {
             .arg(format!("-{sig}"))
             .arg("--")
             .arg(format!("-{}", self.child.id()))
+            // the group may be gone already: fine, and not worth a line
+            .stderr(Stdio::null())
             .status();
     }
 
@@ -210,6 +212,7 @@ pub fn run_with_input(cmd: &mut Command, input: &[u8], timeout: Duration) -> Out
         let _ = Command::new("kill")
             .arg("-KILL")
             .arg(pid.to_string())
+            .stderr(Stdio::null())
             .status();
     });
     let out = child.wait_with_output().expect("wait");
