@@ -1,4 +1,5 @@
 //! cdbdump < cdb: print a cdb in cdbmake's input format.
+#![forbid(unsafe_code)]
 use rgcore::diag::{die, usage};
 
 fn main() {

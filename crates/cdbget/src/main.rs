@@ -1,4 +1,5 @@
 //! cdbget key [skip] < cdb: print the data of a record; exit 100 if none.
+#![forbid(unsafe_code)]
 use rgcore::diag::{die, usage};
 use rgcore::exit;
 

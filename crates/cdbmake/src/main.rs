@@ -1,4 +1,5 @@
 //! cdbmake cdb tmp: build a cdb from djb's input format on standard input.
+#![forbid(unsafe_code)]
 use std::path::Path;
 
 use rgcore::diag::{die, usage};

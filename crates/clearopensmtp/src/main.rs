@@ -1,4 +1,5 @@
 //! clearopensmtp [-m minutes]: remove expired RELAYDIR and DENYDIR entries.
+#![forbid(unsafe_code)]
 use std::env;
 use std::time::Duration;
 

@@ -1,4 +1,5 @@
 //! mkcdb FILE: compile a line-per-entry control file into FILE.cdb.
+#![forbid(unsafe_code)]
 use std::path::Path;
 
 use rgcore::diag::{die, usage};

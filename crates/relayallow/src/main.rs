@@ -1,4 +1,5 @@
 //! relayallow prog...: record TCPREMOTEIP in RELAYDIR, then exec prog.
+#![forbid(unsafe_code)]
 use std::env;
 
 use rgcore::diag::{die, usage, warn};

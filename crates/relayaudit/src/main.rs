@@ -1,4 +1,5 @@
 //! relayaudit: stale control cdbs and the relay-relevant control state.
+#![forbid(unsafe_code)]
 use rgcore::diag::{die, usage};
 
 fn main() {

@@ -1,5 +1,6 @@
 //! relaycheck prog...: refuse DENYDIR clients, set RELAYCLIENT for fresh
 //! RELAYDIR clients, then exec prog.
+#![forbid(unsafe_code)]
 use std::env;
 use std::io::Write;
 use std::net::IpAddr;

@@ -1,5 +1,6 @@
 //! spool: a qmail-queue (message on fd 0, envelope on fd 1) writing
 //! SPOOLDIR; `spool -l`, `-p ID`, `-d ID` read the spool.
+#![forbid(unsafe_code)]
 use rgcore::diag::{die, usage};
 use spool::Mode;
 
