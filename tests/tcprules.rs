@@ -160,7 +160,11 @@ fn check(prog: &Path, cdb: &Path, ip: &str, host: Option<&str>, info: Option<&st
         env.push(("TCPREMOTEINFO", i));
     }
     let out = run(prog, [cdb], &env, b"");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).unwrap()
 }
 
@@ -228,12 +232,22 @@ fn cidr_rules_mean_the_same_to_ucspi_tcprulescheck() {
         let base = u32::from(net.parse::<Ipv4Addr>().unwrap());
         let size = 1u64 << (32 - u32::from(*len));
         for off in [0i64, 1, -1, size as i64 - 1, size as i64, size as i64 / 2] {
-            addrs.push(Ipv4Addr::from((base as i64 + off).clamp(0, u32::MAX as i64) as u32));
+            addrs.push(Ipv4Addr::from(
+                (base as i64 + off).clamp(0, u32::MAX as i64) as u32,
+            ));
         }
     }
-    addrs.extend(["10.1.2.71", "10.1.2.127", "10.1.2.128", "9.255.255.255", "127.0.0.1"]
+    addrs.extend(
+        [
+            "10.1.2.71",
+            "10.1.2.127",
+            "10.1.2.128",
+            "9.255.255.255",
+            "127.0.0.1",
+        ]
         .iter()
-        .map(|s| s.parse::<Ipv4Addr>().unwrap()));
+        .map(|s| s.parse::<Ipv4Addr>().unwrap()),
+    );
     let mut seed = 12345u32;
     for _ in 0..40 {
         seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12345);

@@ -79,8 +79,17 @@ fn env_of(text: &str, name: &str) -> Option<String> {
 
 fn rules(dir: &TempDir, text: &str) -> PathBuf {
     let cdb = dir.join("rules.cdb");
-    let out = run(&bin("tcprules"), [&cdb, &dir.join("rules.tmp")], &[], text.as_bytes());
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = run(
+        &bin("tcprules"),
+        [&cdb, &dir.join("rules.tmp")],
+        &[],
+        text.as_bytes(),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     cdb
 }
 
@@ -141,7 +150,11 @@ fn default_mode_looks_up_names_and_host_rules_apply() {
     let x = cdb.to_str().unwrap();
     let srv = ours(&dir, &["-x", x], "127.0.0.1", ENV);
     let env = talk("127.0.0.1", "127.0.0.1", srv.port, b"");
-    assert_eq!(env_of(&env, "TCPREMOTEHOST").as_deref(), Some("localhost"), "{env}");
+    assert_eq!(
+        env_of(&env, "TCPREMOTEHOST").as_deref(),
+        Some("localhost"),
+        "{env}"
+    );
     assert_eq!(env_of(&env, "TCPLOCALHOST").as_deref(), Some("localhost"));
     assert_eq!(env_of(&env, "H").as_deref(), Some("yes"));
     // paranoid: localhost resolves back to 127.0.0.1, so the name stays
@@ -161,7 +174,11 @@ fn rules_allow_deny_and_set_variables() {
         let mut o = opts.to_vec();
         o.extend(["-x", cdb.to_str().unwrap()]);
         let srv = ours(&dir, &o, "127.0.0.1", ENV);
-        assert_eq!(talk("127.0.0.2", "127.0.0.1", srv.port, b""), "", "{opts:?}");
+        assert_eq!(
+            talk("127.0.0.2", "127.0.0.1", srv.port, b""),
+            "",
+            "{opts:?}"
+        );
         let env = talk("127.0.0.3", "127.0.0.1", srv.port, b"");
         assert_eq!(env_of(&env, "X").as_deref(), Some("three"), "{opts:?}");
         assert_eq!(env_of(&env, "RELAYCLIENT").as_deref(), Some(""));
@@ -175,7 +192,12 @@ fn rules_allow_deny_and_set_variables() {
 fn rebuilt_cdb_applies_without_restart() {
     let dir = TempDir::new("tcpserver-rebuild");
     let cdb = rules(&dir, "127.0.0.7:deny\n");
-    let srv = ours(&dir, &["-HRl0", "-x", cdb.to_str().unwrap()], "127.0.0.1", ENV);
+    let srv = ours(
+        &dir,
+        &["-HRl0", "-x", cdb.to_str().unwrap()],
+        "127.0.0.1",
+        ENV,
+    );
     assert_eq!(talk("127.0.0.7", "127.0.0.1", srv.port, b""), "");
     rules(&dir, "127.0.0.7:allow,NEW=\"1\"\n");
     let env = talk("127.0.0.7", "127.0.0.1", srv.port, b"");
@@ -198,7 +220,12 @@ fn missing_or_corrupt_cdb() {
     // a corrupt (truncated) cdb drops even with -X, in both modes
     let bad = dir.write("bad.cdb", b"short");
     for mode in ["-HRl0", "-R"] {
-        let srv = ours(&dir, &[mode, "-X", "-x", bad.to_str().unwrap()], "127.0.0.1", ENV);
+        let srv = ours(
+            &dir,
+            &[mode, "-X", "-x", bad.to_str().unwrap()],
+            "127.0.0.1",
+            ENV,
+        );
         assert_eq!(talk("127.0.0.1", "127.0.0.1", srv.port, b""), "");
         assert!(log_has(&srv, "dropping connection, unable to read"));
     }
@@ -218,7 +245,8 @@ fn concurrency_limit_waits_for_a_free_slot() {
     b.read_exact(&mut hello).unwrap();
     assert!(log_has(&srv, "tcpserver: status: 2/2"));
     let mut c = connect_from("127.0.0.1", &addr);
-    c.set_read_timeout(Some(Duration::from_millis(700))).unwrap();
+    c.set_read_timeout(Some(Duration::from_millis(700)))
+        .unwrap();
     assert!(c.read(&mut hello).is_err(), "third served beyond the limit");
     a.write_all(b"x\n").unwrap();
     assert_eq!(talk_on(&mut a, b""), "bye\n");
@@ -244,7 +272,10 @@ fn per_ip_limit_and_maxperip_rule() {
         let mut a = connect_from("127.0.0.8", &addr);
         a.read_exact(&mut hello).unwrap();
         assert_eq!(talk("127.0.0.8", "127.0.0.1", srv.port, b""), "", "{mode}");
-        assert!(log_has(&srv, "dropping connection, too many connections from 127.0.0.8"));
+        assert!(log_has(
+            &srv,
+            "dropping connection, too many connections from 127.0.0.8"
+        ));
         let mut other = connect_from("127.0.0.9", &addr);
         other.read_exact(&mut hello).unwrap();
         // the rule raises the limit to 2 for 127.0.0.10
@@ -297,15 +328,34 @@ fn verbose_log_lines_match_ucspi() {
         .find(|l| l.starts_with("tcpserver: ok "))
         .expect("ok line");
     let pid: u32 = ok.split(' ').nth(2).unwrap().parse().unwrap();
-    assert_eq!(*ok, format!("tcpserver: ok {pid} 0:127.0.0.1:{p} :127.0.0.11::{cport}"));
+    assert_eq!(
+        *ok,
+        format!("tcpserver: ok {pid} 0:127.0.0.1:{p} :127.0.0.11::{cport}")
+    );
     assert!(lines.contains(&format!("tcpserver: pid {pid} from 127.0.0.11").as_str()));
     assert!(lines.contains(&format!("tcpserver: end {pid} status 768").as_str()));
     assert!(lines.contains(&"tcpserver: status: 1/40"));
-    assert!(lines
+    let deny = lines
         .iter()
-        .any(|l| l.starts_with("tcpserver: deny ") && l.ends_with(&format!(" 0:127.0.0.1:{p} :127.0.0.12::{dport}"))));
+        .find(|l| l.starts_with("tcpserver: deny "))
+        .expect("deny line");
+    let dpid: u32 = deny.split(' ').nth(2).unwrap().parse().unwrap();
+    assert_eq!(
+        *deny,
+        format!("tcpserver: deny {dpid} 0:127.0.0.1:{p} :127.0.0.12::{dport}")
+    );
+    // a denied child exits 100, as in ucspi-tcp
+    assert!(log_has(
+        &srv,
+        &format!("tcpserver: end {dpid} status 25600")
+    ));
     // -q: nothing at all
-    let srv = ours(&dir, &["-qHRl0", "-x", "/nonexistent.cdb"], "127.0.0.1", ENV);
+    let srv = ours(
+        &dir,
+        &["-qHRl0", "-x", "/nonexistent.cdb"],
+        "127.0.0.1",
+        ENV,
+    );
     talk("127.0.0.1", "127.0.0.1", srv.port, b"");
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(srv.server.log(), "");
@@ -391,7 +441,12 @@ fn interoperates_with_ucspi_tcprules_and_tcpserver() {
         b"127.0.0.20:deny\n127.0.0.2:allow,T=\"theirs\"\n",
     );
     assert!(out.status.success());
-    let srv = ours(&dir, &["-HRl0", "-x", theirs.to_str().unwrap()], "127.0.0.1", ENV);
+    let srv = ours(
+        &dir,
+        &["-HRl0", "-x", theirs.to_str().unwrap()],
+        "127.0.0.1",
+        ENV,
+    );
     assert_eq!(talk("127.0.0.20", "127.0.0.1", srv.port, b""), "");
     let env = talk("127.0.0.21", "127.0.0.1", srv.port, b"");
     assert_eq!(env_of(&env, "T").as_deref(), None);
@@ -406,7 +461,12 @@ fn interoperates_with_ucspi_tcprules_and_tcpserver() {
         "127.0.0.1",
         ENV,
     );
-    for (src, denied) in [("127.0.0.15", false), ("127.0.0.16", true), ("127.0.0.23", true), ("127.0.0.24", false)] {
+    for (src, denied) in [
+        ("127.0.0.15", false),
+        ("127.0.0.16", true),
+        ("127.0.0.23", true),
+        ("127.0.0.24", false),
+    ] {
         let env = talk(src, "127.0.0.1", srv.port, b"");
         if denied {
             assert_eq!(env, "", "{src}");
@@ -439,7 +499,10 @@ fn banner_and_print_port() {
         std::thread::sleep(Duration::from_millis(20));
     };
     assert_ne!(port, 0);
-    assert_eq!(talk("127.0.0.1", "127.0.0.1", port, b""), "hello there\nprogram\n");
+    assert_eq!(
+        talk("127.0.0.1", "127.0.0.1", port, b""),
+        "hello there\nprogram\n"
+    );
 }
 
 #[test]
@@ -450,8 +513,16 @@ fn drops_privileges_after_bind() {
     }
     let dir = TempDir::new("tcpserver-uid");
     let id = &["sh", "-c", "id -u; id -g; id -G"];
-    let srv = ours(&dir, &["-HRl0", "-u", "65534", "-g", "65534"], "127.0.0.1", id);
-    assert_eq!(talk("127.0.0.1", "127.0.0.1", srv.port, b""), "65534\n65534\n65534\n");
+    let srv = ours(
+        &dir,
+        &["-HRl0", "-u", "65534", "-g", "65534"],
+        "127.0.0.1",
+        id,
+    );
+    assert_eq!(
+        talk("127.0.0.1", "127.0.0.1", srv.port, b""),
+        "65534\n65534\n65534\n"
+    );
     // -U takes them from UID and GID
     let port = free_port();
     let mut cmd = Command::new(bin("tcpserver"));
@@ -461,7 +532,10 @@ fn drops_privileges_after_bind() {
         .env("GID", "65533");
     let mut server = Server::start(cmd, &dir.join("log-U"));
     wait_listening("127.0.0.1", port, &mut server);
-    assert_eq!(talk("127.0.0.1", "127.0.0.1", port, b""), "65534\n65533\n65533\n");
+    assert_eq!(
+        talk("127.0.0.1", "127.0.0.1", port, b""),
+        "65534\n65533\n65533\n"
+    );
 }
 
 fn nix_is_root() -> bool {
@@ -484,6 +558,11 @@ fn usage_and_bind_errors() {
     let out = run(&bin("tcpserver"), ["127.0.0.1", &port, "true"], &[], b"");
     assert_eq!(out.status.code(), Some(111));
     assert!(String::from_utf8_lossy(&out.stderr).starts_with("tcpserver: fatal: unable to bind"));
-    let out = run(&bin("tcpserver"), ["127.0.0.1", "no-such-service", "true"], &[], b"");
+    let out = run(
+        &bin("tcpserver"),
+        ["127.0.0.1", "no-such-service", "true"],
+        &[],
+        b"",
+    );
     assert_eq!(out.status.code(), Some(111));
 }
