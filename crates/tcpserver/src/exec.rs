@@ -156,3 +156,51 @@ fn added_vars(f: &Facts, rule: &Rule) -> Vec<CString> {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::opts::Opts;
+
+    #[test]
+    fn rule_variables_replace_ours_and_the_last_one_wins() {
+        let opts = Opts {
+            local_name: Some("0".into()),
+            ..Opts::default()
+        };
+        let facts = Facts::new(
+            "[::ffff:127.0.0.1]:25".parse().unwrap(),
+            "127.0.0.9:4000".parse().unwrap(),
+            &opts,
+        );
+        let rule = rgrules::decode(b"+A=1\0+TCPREMOTEIP=x\0+A=2\0");
+        let vars: Vec<String> = added_vars(&facts, &rule)
+            .iter()
+            .map(|c| c.to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(
+            vars,
+            [
+                "PROTO=TCP",
+                "TCPLOCALIP=127.0.0.1",
+                "TCPLOCALPORT=25",
+                "TCPREMOTEPORT=4000",
+                "TCPLOCALHOST=0",
+                "TCPREMOTEIP=x",
+                "A=2"
+            ]
+        );
+        let prog = Program::new(&[OsString::from("true")]).unwrap();
+        let added = [CString::new("PATH=/x").unwrap()];
+        let env = prog.environment(&added);
+        assert_eq!(
+            env.iter()
+                .filter(|e| e.to_bytes().starts_with(b"PATH="))
+                .count(),
+            1
+        );
+        assert!(!env
+            .iter()
+            .any(|e| e.to_bytes().starts_with(b"TCPREMOTEHOST=")));
+    }
+}
