@@ -68,7 +68,9 @@ impl<T: AsRef<[u8]>> Source for T {
 /// An open cdb.
 pub struct Cdb<S> {
     src: S,
-    header: Box<[u8; 2048]>,
+    // inline, not boxed: opening a cdb allocates nothing (tcpserver opens
+    // one in every forked child, where a first malloc is not free)
+    header: [u8; 2048],
 }
 
 impl Cdb<FileSource> {
@@ -119,7 +121,7 @@ fn u32_at(b: &[u8], i: usize) -> u32 {
 impl<S: Source> Cdb<S> {
     /// Wrap a source; fails if it is shorter than the header.
     pub fn new(src: S) -> io::Result<Self> {
-        let mut header = Box::new([0u8; 2048]);
+        let mut header = [0u8; 2048];
         src.read_exact_at(&mut header[..], 0)?;
         Ok(Cdb { src, header })
     }
