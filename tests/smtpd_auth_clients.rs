@@ -28,23 +28,8 @@ fn text(o: &Output) -> String {
 
 /// A self-signed servercert.pem (chain + key) for mx.example.org.
 fn make_cert(control: &Path) {
-    let (key, crt) = (control.join("key.tmp"), control.join("crt.tmp"));
-    let out = Command::new("openssl")
-        .args([
-            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-        ])
-        .args(["-subj", "/CN=mx.example.org", "-keyout"])
-        .arg(&key)
-        .arg("-out")
-        .arg(&crt)
-        .output()
-        .expect("run openssl");
-    assert!(out.status.success(), "openssl: {}", text(&out));
-    let mut pem = fs::read(&crt).unwrap();
-    pem.extend(fs::read(&key).unwrap());
-    fs::write(control.join("servercert.pem"), pem).unwrap();
-    fs::remove_file(key).unwrap();
-    fs::remove_file(crt).unwrap();
+    rgtls::make_test_cert(&control.join("servercert.pem"), "mx.example.org")
+        .expect("make a test certificate with openssl");
 }
 
 fn userdb(control: &Path, args: &[&str], input: &str) {

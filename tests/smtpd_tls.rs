@@ -13,24 +13,10 @@ use std::time::Duration;
 use relaygate::{bin, need, run_with_input};
 use support::*;
 
-/// A self-signed servercert.pem (key + certificate) in `control`.
+/// A self-signed servercert.pem (chain + key) for mx.example.org.
 fn make_cert(control: &Path) {
-    let key = control.join("key.pem");
-    let crt = control.join("crt.pem");
-    let out = Command::new("openssl")
-        .args([
-            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-        ])
-        .args(["-subj", "/CN=mx.example.org", "-keyout"])
-        .arg(&key)
-        .arg("-out")
-        .arg(&crt)
-        .output()
-        .expect("run openssl");
-    assert!(out.status.success(), "openssl: {out:?}");
-    let mut pem = std::fs::read(&crt).unwrap();
-    pem.extend(std::fs::read(&key).unwrap());
-    std::fs::write(control.join("servercert.pem"), pem).unwrap();
+    rgtls::make_test_cert(&control.join("servercert.pem"), "mx.example.org")
+        .expect("make a test certificate with openssl");
 }
 
 fn start(env: &[(&str, &str)], auth: bool) -> Option<Mx> {
