@@ -92,7 +92,7 @@ impl AddrList {
 /// Where a list lives: its cdb, its text, or nowhere.
 enum List {
     Absent,
-    Cdb(Db),
+    Cdb(Box<Db>),
     Text(AddrList),
 }
 
@@ -470,7 +470,7 @@ fn parse_relayrule(line: &str) -> Option<RelayRule> {
 fn load_list<'a>(slot: &'a mut Option<List>, dir: &Path, name: &str) -> Result<&'a List, Failure> {
     if slot.is_none() {
         let list = match Db::open(dir, &format!("{name}.cdb"))? {
-            Some(db) => List::Cdb(db),
+            Some(db) => List::Cdb(Box::new(db)),
             None => match control::lines(dir, name)? {
                 Some(lines) => List::Text(AddrList::from_lines(&lines)),
                 None => List::Absent,
