@@ -428,3 +428,49 @@ fn family6_unverified_reverse_dns_grants_nothing() {
         "{log}"
     );
 }
+
+/// A large rcpthosts compiled with `mkcdb rcpthosts` answers from the cdb;
+/// editing the text afterwards takes effect at once (the stale cdb is
+/// ignored), and relaying stays closed either way.
+#[test]
+fn large_rcpthosts_compiled_with_mkcdb() {
+    let Some(mx) = prepared() else { return };
+    let mut text = String::new();
+    for i in 0..20_000 {
+        text.push_str(&format!("d{i}.example.com\n"));
+    }
+    text.push_str("example.org\n.example.org\n");
+    std::fs::write(mx.control.join("rcpthosts"), &text).unwrap();
+    let out = relaygate::run(
+        &relaygate::bin("mkcdb"),
+        [mx.control.join("rcpthosts")],
+        &[],
+        b"",
+    );
+    assert!(out.status.success(), "mkcdb: {out:?}");
+    assert!(mx.control.join("rcpthosts.cdb").exists());
+    accepted(&mx, "127.0.0.5", "<a@s.test>", "<x@d19999.example.com>");
+    accepted(&mx, "127.0.0.5", "<a@s.test>", "<x@sub.example.org>");
+    refused(&mx, "127.0.0.5", "<a@s.test>", "<x@victim.test>");
+    refused(
+        &mx,
+        "127.0.0.5",
+        "<a@s.test>",
+        "<x@d19999.example.com.victim.test>",
+    );
+    // edit the text after the cdb was built: the text answers at once
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    text.push_str("added.example\n");
+    std::fs::write(mx.control.join("rcpthosts"), &text).unwrap();
+    accepted(&mx, "127.0.0.5", "<a@s.test>", "<x@added.example>");
+    let mut r = mx.queued_rcpts();
+    r.sort();
+    assert_eq!(
+        r,
+        [
+            "x@added.example",
+            "x@d19999.example.com",
+            "x@sub.example.org"
+        ]
+    );
+}

@@ -6,7 +6,9 @@
 //! - `relayclients`: key = the address part in canonical form
 //!   ([`relay_key`]), data = the value after the separator exactly as
 //!   written (empty when none);
-//! - `morercpthosts`: key = the domain with one trailing dot dropped, data empty;
+//! - `morercpthosts` and `rcpthosts`: key = the domain with one trailing dot
+//!   dropped, data empty (smtpd uses `rcpthosts.cdb` in place of a large
+//!   `rcpthosts` while the cdb is at least as new as the text);
 //! - any other name (`relaymailfrom`, `badmailfrom`, `badrcptto`, ...): key =
 //!   the line, data empty.
 //!
@@ -33,7 +35,7 @@ impl Kind {
     pub fn of(path: &Path) -> Kind {
         match path.file_name().and_then(|n| n.to_str()) {
             Some("relayclients") => Kind::RelayClients,
-            Some("morercpthosts") => Kind::Domains,
+            Some("morercpthosts") | Some("rcpthosts") => Kind::Domains,
             _ => Kind::Plain,
         }
     }
@@ -166,6 +168,7 @@ mod tests {
     fn kind_from_name() {
         assert_eq!(Kind::of(Path::new("/c/relayclients")), Kind::RelayClients);
         assert_eq!(Kind::of(Path::new("morercpthosts")), Kind::Domains);
+        assert_eq!(Kind::of(Path::new("/c/rcpthosts")), Kind::Domains);
         assert_eq!(Kind::of(Path::new("/c/badmailfrom")), Kind::Plain);
     }
 

@@ -62,6 +62,60 @@ impl Db {
         };
         r.map_err(|e| Failure::io(&format!("read control file {name}"), &e))
     }
+
+    /// qmail's morercpthosts lookup: the normalised domain, then each of its
+    /// `.suffix` forms.
+    fn has_domain(&self, d: &str, name: &str) -> Result<bool, Failure> {
+        if d.is_empty() {
+            return Ok(false);
+        }
+        if self.get(d.as_bytes(), name)?.is_some() {
+            return Ok(true);
+        }
+        for (i, _) in d.match_indices('.') {
+            let suffix = d.get(i..).unwrap_or("");
+            if self.get(suffix.as_bytes(), name)?.is_some() {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+}
+
+/// Where `rcpthosts` is read from: its text, or `rcpthosts.cdb` (built by
+/// `mkcdb rcpthosts`) while that is at least as new as the text.
+enum Rcpthosts {
+    Text(DomainText),
+    Cdb(Box<Db>),
+}
+
+/// The modification time of `dir/name`, three-state.
+fn mtime(dir: &Path, name: &str) -> Result<Option<std::time::SystemTime>, Failure> {
+    match fs::metadata(dir.join(name)).and_then(|m| m.modified()) {
+        Ok(t) => Ok(Some(t)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Failure::io(&format!("read control file {name}"), &e)),
+    }
+}
+
+/// `rcpthosts`, from its cdb when that is fresh. A large text file would
+/// cost every session a read and a scan of the whole list; the cdb costs a
+/// few `pread`s. The text stays the truth: without it no domain is ours
+/// (whatever a leftover cdb says), and a text edited after the cdb was built
+/// is read as text until `mkcdb rcpthosts` runs again, so an edit takes
+/// effect at once either way.
+fn load_rcpthosts(dir: &Path) -> Result<Option<Rcpthosts>, Failure> {
+    let Some(text_time) = mtime(dir, "rcpthosts")? else {
+        return Ok(None);
+    };
+    if let Some(cdb_time) = mtime(dir, "rcpthosts.cdb")? {
+        if cdb_time >= text_time {
+            if let Some(db) = Db::open(dir, "rcpthosts.cdb")? {
+                return Ok(Some(Rcpthosts::Cdb(Box::new(db))));
+            }
+        }
+    }
+    Ok(control::read_raw(dir, "rcpthosts")?.map(|t| Rcpthosts::Text(DomainText::new(t))))
 }
 
 /// An address list in badmailfrom syntax: `user@host`, `@host`, and (when
@@ -113,7 +167,7 @@ pub struct Controls {
     maxrcpt: Option<usize>,
     timeout: Option<Duration>,
     /// `None`: not read yet; `Some(None)`: absent.
-    rcpthosts: Option<Option<DomainText>>,
+    rcpthosts: Option<Option<Rcpthosts>>,
     morercpthosts: Option<Option<Db>>,
     relayclients: Option<(IpAddr, Option<String>)>,
     relaydomains: Option<DomainSet>,
@@ -239,17 +293,18 @@ impl Controls {
     }
 
     /// Is `domain` (any case, one trailing dot allowed) in `rcpthosts`?
-    /// Missing rcpthosts: no domain is.
+    /// Missing rcpthosts: no domain is. A fresh `rcpthosts.cdb` answers for
+    /// the text (see `load_rcpthosts`).
     pub fn in_rcpthosts(&mut self, domain: &str) -> Result<bool, Failure> {
         if self.rcpthosts.is_none() {
-            let text = control::read_raw(&self.dir, "rcpthosts")?;
-            self.rcpthosts = Some(text.map(DomainText::new));
+            self.rcpthosts = Some(load_rcpthosts(&self.dir)?);
         }
         let d = normalize_domain(domain);
-        Ok(match &mut self.rcpthosts {
-            Some(Some(text)) => text.contains(&d),
-            _ => false,
-        })
+        match &mut self.rcpthosts {
+            Some(Some(Rcpthosts::Text(text))) => Ok(text.contains(&d)),
+            Some(Some(Rcpthosts::Cdb(db))) => db.has_domain(&d, "rcpthosts.cdb"),
+            _ => Ok(false),
+        }
     }
 
     /// Is `domain` in `morercpthosts.cdb` (the domain or one of its `.suffix`
@@ -261,20 +316,7 @@ impl Controls {
         let Some(Some(db)) = &self.morercpthosts else {
             return Ok(false);
         };
-        let d = normalize_domain(domain);
-        if d.is_empty() {
-            return Ok(false);
-        }
-        if db.get(d.as_bytes(), "morercpthosts.cdb")?.is_some() {
-            return Ok(true);
-        }
-        for (i, _) in d.match_indices('.') {
-            let suffix = d.get(i..).unwrap_or("");
-            if db.get(suffix.as_bytes(), "morercpthosts.cdb")?.is_some() {
-                return Ok(true);
-            }
-        }
-        Ok(false)
+        db.has_domain(&normalize_domain(domain), "morercpthosts.cdb")
     }
 
     /// Is `domain` one of ours (rcpthosts or morercpthosts.cdb)?

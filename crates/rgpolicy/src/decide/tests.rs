@@ -717,3 +717,49 @@ fn relayclients_line_syntax() {
     assert_eq!(ok("10.0.0.0/8x"), None);
     assert_eq!(ok("unknown"), None);
 }
+
+/// A fresh rcpthosts.cdb answers for a large rcpthosts (same lookup as
+/// morercpthosts.cdb: the domain, then its `.suffix` forms); a stale one is
+/// ignored so a text edit takes effect at once; and without the text no
+/// domain is ours, whatever a leftover cdb says.
+#[test]
+fn rcpthosts_cdb_used_only_while_fresh() {
+    let d = Dir::new("rcpthosts-cdb");
+    d.write("rcpthosts", "example.org\n.lists.example.org\n");
+    // built after the text: used (it holds one more domain than the text,
+    // which shows which one answered)
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    d.cdb(
+        "rcpthosts.cdb",
+        &[
+            ("example.org", ""),
+            (".lists.example.org", ""),
+            ("cdb-only.example", ""),
+        ],
+    );
+    let mut c = d.controls();
+    assert!(c.in_rcpthosts("Example.ORG.").unwrap());
+    assert!(c.in_rcpthosts("a.lists.example.org").unwrap());
+    assert!(c.in_rcpthosts("cdb-only.example").unwrap());
+    assert!(!c.in_rcpthosts("lists.example.org").unwrap());
+    assert!(!c.in_rcpthosts("evilexample.org").unwrap());
+    // the text edited after the cdb: the text answers
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    d.write("rcpthosts", "example.org\nnew.example\n");
+    let mut c = d.controls();
+    assert!(c.in_rcpthosts("new.example").unwrap());
+    assert!(!c.in_rcpthosts("cdb-only.example").unwrap());
+    assert!(!c.in_rcpthosts("a.lists.example.org").unwrap());
+    // no text: no domain, even with a fresh cdb
+    fs::remove_file(d.0.join("rcpthosts")).unwrap();
+    d.cdb("rcpthosts.cdb", &[("example.org", "")]);
+    let mut c = d.controls();
+    assert!(!c.in_rcpthosts("example.org").unwrap());
+    // an unreadable cdb that would be used is a temporary failure
+    d.write("rcpthosts", "example.org\n");
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    fs::remove_file(d.0.join("rcpthosts.cdb")).unwrap();
+    fs::create_dir(d.0.join("rcpthosts.cdb")).unwrap();
+    let mut c = d.controls();
+    assert!(c.in_rcpthosts("example.org").is_err());
+}
