@@ -50,7 +50,9 @@ impl Target {
                     writer: Some(w),
                     error: None,
                 },
-                Err(e) => Open::Failed(format!("code={} error={}", e.code, e.msg)),
+                Err(e) => {
+                    Open::Failed(format!("code={} error={}", e.code, e.msg.replace(' ', "_")))
+                }
             },
             Target::Program(prog) => spawn(prog),
         }
