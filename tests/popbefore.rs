@@ -9,6 +9,9 @@ use std::time::{Duration, SystemTime};
 
 use relaygate::{bin, run_with_input, TempDir};
 
+#[path = "dovecot/mod.rs"]
+mod dovecot;
+
 /// A RELAYDIR and a DENYDIR in a fresh temp directory.
 struct Tables {
     tmp: TempDir,
@@ -556,42 +559,6 @@ fn parallel_logins_while_clearing_lose_nothing_and_leave_no_temp_files() {
 // ---- the whole chain: Dovecot + checkpassword + relayallow, then
 // tcpserver + relaycheck + smtpd ----
 
-/// Log in by POP3 or IMAP with Python's poplib/imaplib from source address
-/// `src`; true when the server accepted the password.
-fn mail_login(proto: &str, src: &str, port: u16, user: &str, pass: &str) -> bool {
-    const SCRIPT: &str = r#"
-import imaplib, poplib, socket, sys
-proto, src, port, user, pw = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5]
-def connect(self, timeout):
-    return socket.create_connection((self.host, self.port), timeout, source_address=(src, 0))
-class P(poplib.POP3):
-    _create_socket = connect
-class I(imaplib.IMAP4):
-    _create_socket = connect
-try:
-    if proto == "pop3":
-        c = P("127.0.0.1", port, timeout=30); c.user(user); c.pass_(pw); c.stat(); c.quit()
-    else:
-        c = I("127.0.0.1", port, timeout=30); c.login(user, pw); c.select("INBOX"); c.logout()
-except (poplib.error_proto, imaplib.IMAP4.error) as e:
-    print("refused:", e)
-    sys.exit(1)
-print("ok")
-"#;
-    let out = relaygate::run(
-        Path::new("python3"),
-        ["-c", SCRIPT, proto, src, &port.to_string(), user, pass],
-        &[],
-        b"",
-    );
-    let text = String::from_utf8_lossy(&out.stdout);
-    match out.status.code() {
-        Some(0) => true,
-        Some(1) if text.starts_with("refused:") => false,
-        _ => panic!("{proto} client failed: {text} {}", stderr(&out)),
-    }
-}
-
 /// One SMTP transaction from `src` to `server` (`ip:port`) for `rcpt`: the RCPT reply, and when it
 /// was accepted, the reply after the message.
 fn smtp_send(src: &str, server: &str, rcpt: &str) -> (String, Option<String>) {
@@ -650,82 +617,25 @@ fn have_bin(name: &str) -> bool {
     relaygate::bin_dir().join(name).exists()
 }
 
-/// Dovecot (POP3 and IMAP on loopback) whose passdb is our checkpassword
-/// chained to relayallow through scripts/popbefore/dovecot-checkpassword.
-fn start_dovecot(t: &Tables, pop3: u16, imap: u16) -> relaygate::Server {
-    let dir = t.tmp.path();
-    for d in ["run", "state", "mail"] {
-        fs::create_dir_all(dir.join(d)).unwrap();
-    }
-    // mail processes run as nobody (Dovecot refuses uid 0)
-    Command::new("chmod")
-        .arg("1777")
-        .arg(dir.join("mail"))
-        .status()
-        .unwrap();
-    let script =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/popbefore/dovecot-checkpassword");
-    let wrapper = t.tmp.write(
-        "passdb",
-        format!(
-            "#!/bin/sh\n\
-             # the test's settings, then the shipped wrapper\n\
-             RELAYGATE_BIN={bin} CONTROLDIR={dir}/control RELAYDIR={relay}\n\
-             userdb_uid=65534 userdb_gid=65534 EXTRA='userdb_uid userdb_gid'\n\
-             export RELAYGATE_BIN CONTROLDIR RELAYDIR userdb_uid userdb_gid EXTRA\n\
-             exec {script} \"$@\"\n",
-            bin = relaygate::bin_dir().display(),
-            dir = dir.display(),
-            relay = t.relay().display(),
-            script = script.display(),
-        ),
-    );
-    Command::new("chmod")
-        .arg("755")
-        .arg(&wrapper)
-        .status()
-        .unwrap();
-    // Dovecot's auth process runs as its unprivileged internal user:
-    // users.cdb must be readable and RELAYDIR writable by it (the man pages
-    // say so)
+/// Dovecot (tests/dovecot) whose passdb is our checkpassword chained to
+/// relayallow through scripts/dovecot-checkpassword. RELAYDIR belongs to
+/// Dovecot's unprivileged auth user, as in a real installation, so the
+/// entries it writes must still be readable by relaycheck's user.
+fn start_dovecot(t: &Tables) -> Option<dovecot::Dovecot> {
+    let control = t.tmp.join("control");
+    let d = dovecot::Dovecot::start(&t.tmp, &control, &t.relay(), &["relayallow"])?;
     let handover = Command::new("sh")
         .arg("-c")
-        .arg("chgrp \"$(doveconf -h default_internal_user)\" \"$1\" && chown \"$(doveconf -h default_internal_user)\" \"$2\"")
+        .arg("chown \"$(doveconf -h default_internal_user)\" \"$1\"")
         .arg("sh")
-        .arg(dir.join("control/users.cdb"))
         .arg(t.relay())
         .status()
         .unwrap();
-    assert!(handover.success(), "chown to Dovecot's internal user");
-    let conf = t.tmp.write(
-        "dovecot.conf",
-        format!(
-            "base_dir = {dir}/run\n\
-             state_dir = {dir}/state\n\
-             log_path = {dir}/dovecot.log\n\
-             protocols = pop3 imap\n\
-             listen = 127.0.0.1\n\
-             ssl = no\n\
-             disable_plaintext_auth = no\n\
-             auth_mechanisms = plain login\n\
-             auth_cache_size = 0\n\
-             mail_location = maildir:{dir}/mail/%n\n\
-             first_valid_uid = 1\n\
-             passdb {{\n  driver = checkpassword\n  args = {wrapper}\n}}\n\
-             userdb {{\n  driver = prefetch\n}}\n\
-             service anvil {{\n  chroot =\n}}\n\
-             service pop3-login {{\n  chroot =\n  inet_listener pop3 {{\n    port = {pop3}\n  }}\n  inet_listener pop3s {{\n    port = 0\n  }}\n}}\n\
-             service imap-login {{\n  chroot =\n  inet_listener imap {{\n    port = {imap}\n  }}\n  inet_listener imaps {{\n    port = 0\n  }}\n}}\n",
-            dir = dir.display(),
-            wrapper = wrapper.display(),
-        ),
+    assert!(
+        handover.success(),
+        "chown RELAYDIR to Dovecot's internal user"
     );
-    let mut cmd = Command::new("dovecot");
-    cmd.arg("-F").arg("-c").arg(&conf);
-    let server = relaygate::Server::start(cmd, &dir.join("dovecot.stderr"));
-    relaygate::wait_port(&format!("127.0.0.1:{pop3}"), Duration::from_secs(30));
-    relaygate::wait_port(&format!("127.0.0.1:{imap}"), Duration::from_secs(30));
-    server
+    Some(d)
 }
 
 /// `tcpserver -v -H -R HOST PORT relaycheck smtpd`, on a free port; the
@@ -762,14 +672,7 @@ fn tcpserver() -> PathBuf {
 
 #[test]
 fn pop_and_imap_logins_through_dovecot_open_smtp_relaying_for_that_address_only() {
-    if !relaygate::need("dovecot") || !relaygate::need("python3") {
-        return;
-    }
-    // Dovecot's master needs root to run its unprivileged auth and login
-    // users; the test hands files to them with chown
-    let uid = Command::new("id").arg("-u").output().unwrap().stdout;
-    if uid != b"0\n" {
-        eprintln!("skipping: Dovecot test needs root");
+    if !relaygate::need("python3") || !dovecot::available() {
         return;
     }
     for prog in ["checkpassword", "userdb", "smtpd"] {
@@ -788,8 +691,9 @@ fn pop_and_imap_logins_through_dovecot_open_smtp_relaying_for_that_address_only(
     );
     assert!(add.status.success(), "userdb add: {}", stderr(&add));
 
-    let (pop3, imap) = (relaygate::free_port(), relaygate::free_port());
-    let dovecot = start_dovecot(&t, pop3, imap);
+    let Some(dovecot) = start_dovecot(&t) else {
+        return;
+    };
     let (smtpd, smtp) = start_smtp(&t, &tcpserver(), "127.0.0.1");
     let smtp = smtp.as_str();
     let foreign = "friend@elsewhere.test";
@@ -803,21 +707,15 @@ fn pop_and_imap_logins_through_dovecot_open_smtp_relaying_for_that_address_only(
 
     // nobody relays before a login; a wrong password records nothing
     refused("127.0.0.5");
-    assert!(!mail_login(
-        "pop3",
-        "127.0.0.5",
-        pop3,
-        "joe@example.org",
-        "wrong"
-    ));
+    assert!(!dovecot.pop3_login_from("127.0.0.5", "joe@example.org", "wrong"));
     assert!(t.names(&t.relay()).is_empty(), "failed login recorded");
     refused("127.0.0.5");
 
     // a POP3 login from 127.0.0.5 lets 127.0.0.5 relay, nobody else
     assert!(
-        mail_login("pop3", "127.0.0.5", pop3, "joe@example.org", "pop-secret"),
+        dovecot.pop3_login_from("127.0.0.5", "joe@example.org", "pop-secret"),
         "POP3 login refused; dovecot log:\n{}",
-        fs::read_to_string(t.tmp.join("dovecot.log")).unwrap_or_default()
+        dovecot.log()
     );
     assert_eq!(t.names(&t.relay()), ["127.0.0.5"]);
     // Dovecot's auth process has umask 077; relaycheck runs as another user
@@ -850,13 +748,7 @@ fn pop_and_imap_logins_through_dovecot_open_smtp_relaying_for_that_address_only(
     refused("127.0.0.6");
 
     // an IMAP login from 127.0.0.6 does the same for 127.0.0.6
-    assert!(mail_login(
-        "imap",
-        "127.0.0.6",
-        imap,
-        "joe@example.org",
-        "pop-secret"
-    ));
+    assert!(dovecot.imap_login_from("127.0.0.6", "joe@example.org", "pop-secret"));
     assert!(smtp_send("127.0.0.6", smtp, foreign).0.starts_with("250"));
     assert_eq!(spooled_recipients(&t.tmp.join("spool")).len(), 2);
 
