@@ -11,6 +11,9 @@ use relaygate::{bin, run_with_input, TempDir};
 
 #[path = "dovecot/mod.rs"]
 mod dovecot;
+#[path = "smtpd_support/mod.rs"]
+mod support;
+use support::{transaction, Client, Mx, Setup, Supervisor};
 
 /// A RELAYDIR and a DENYDIR in a fresh temp directory.
 struct Tables {
@@ -559,60 +562,6 @@ fn parallel_logins_while_clearing_lose_nothing_and_leave_no_temp_files() {
 // ---- the whole chain: Dovecot + checkpassword + relayallow, then
 // tcpserver + relaycheck + smtpd ----
 
-/// One SMTP transaction from `src` to `server` (`ip:port`) for `rcpt`: the RCPT reply, and when it
-/// was accepted, the reply after the message.
-fn smtp_send(src: &str, server: &str, rcpt: &str) -> (String, Option<String>) {
-    use std::io::{BufRead, BufReader, Write};
-    let sock = relaygate::connect_from(src, server);
-    let mut w = sock.try_clone().unwrap();
-    let mut r = BufReader::new(sock);
-    let mut reply = || {
-        let mut all = String::new();
-        loop {
-            let mut line = String::new();
-            if r.read_line(&mut line).unwrap_or(0) == 0 {
-                return all + "(closed)";
-            }
-            all.push_str(&line);
-            if line.as_bytes().get(3) != Some(&b'-') {
-                return all;
-            }
-        }
-    };
-    let say = |w: &mut std::net::TcpStream, s: &str| w.write_all(s.as_bytes()).unwrap();
-    let greeting = reply();
-    assert!(greeting.starts_with("220 "), "greeting {greeting}");
-    say(&mut w, "HELO client.test\r\n");
-    assert!(reply().starts_with("250"));
-    say(&mut w, "MAIL FROM:<joe@example.org>\r\n");
-    assert!(reply().starts_with("250"));
-    say(&mut w, &format!("RCPT TO:<{rcpt}>\r\n"));
-    let rcpt_reply = reply();
-    let mut data_reply = None;
-    if rcpt_reply.starts_with("250") {
-        say(&mut w, "DATA\r\n");
-        assert!(reply().starts_with("354"));
-        say(
-            &mut w,
-            "Subject: pop before smtp\r\n\r\nrelayed after a login\r\n.\r\n",
-        );
-        data_reply = Some(reply());
-    }
-    say(&mut w, "QUIT\r\n");
-    let _ = reply();
-    (rcpt_reply, data_reply)
-}
-
-/// Recipients of every message in the spool.
-fn spooled_recipients(spool: &Path) -> Vec<String> {
-    rgspool::list(spool)
-        .unwrap_or_default()
-        .iter()
-        .flat_map(|p| rgspool::read(p).unwrap().recipients)
-        .map(|r| String::from_utf8_lossy(&r).into_owned())
-        .collect()
-}
-
 fn have_bin(name: &str) -> bool {
     relaygate::bin_dir().join(name).exists()
 }
@@ -638,35 +587,44 @@ fn start_dovecot(t: &Tables) -> Option<dovecot::Dovecot> {
     Some(d)
 }
 
-/// `tcpserver -v -H -R HOST PORT relaycheck smtpd`, on a free port; the
-/// server and its `ip:port`.
-fn start_smtp(t: &Tables, tcpserver: &Path, host: &str) -> (relaygate::Server, String) {
-    let port = relaygate::free_port();
-    let mut cmd = Command::new(tcpserver);
-    cmd.args(["-v", "-H", "-R", host, &port.to_string()])
-        .arg(bin("relaycheck"))
-        .arg(bin("smtpd"))
-        .env_remove("RELAYCLIENT")
-        .env_remove("QMAILQUEUE")
-        .env_remove("RELAY_CLEAR_MINUTES")
-        .env("CONTROLDIR", t.tmp.join("control"))
-        .env("SPOOLDIR", t.tmp.join("spool"))
-        .env("RELAYDIR", t.relay())
-        .env("DENYDIR", t.deny());
-    let server = relaygate::Server::start(cmd, &t.tmp.join("smtp.log"));
-    let addr = match host.contains(':') {
-        true => format!("[{host}]:{port}"),
-        false => format!("{host}:{port}"),
-    };
-    relaygate::wait_port(&addr, Duration::from_secs(30));
-    (server, addr)
+/// `tcpserver -v -H -R HOST PORT relaycheck smtpd` (tests/smtpd_support)
+/// with the test's RELAYDIR and DENYDIR.
+fn start_smtp(t: &Tables, supervisor: Supervisor, host: &str) -> Mx {
+    Mx::start(
+        Setup {
+            before: vec!["relaycheck".into()],
+            supervisor,
+            host: host.into(),
+            ..Setup::default()
+        }
+        .env("RELAYDIR", t.relay().to_str().unwrap())
+        .env("DENYDIR", t.deny().to_str().unwrap()),
+    )
+}
+
+/// One transaction from `src` for `rcpt`, with a message when the RCPT is
+/// accepted (whose end-of-data reply must be 250): the RCPT reply.
+fn smtp_send(mx: &Mx, src: &str, rcpt: &str) -> String {
+    let r = transaction(
+        mx,
+        src,
+        "client.test",
+        "<joe@example.org>",
+        &[&format!("<{rcpt}>")],
+    );
+    r.into_iter().next().unwrap_or_default()
+}
+
+/// All the server says on a connection from `src` before it closes.
+fn first_words(mx: &Mx, src: &str) -> String {
+    Client::connect(src, &mx.addr).rest()
 }
 
 /// Our tcpserver when built, else ucspi-tcp's.
-fn tcpserver() -> PathBuf {
+fn tcpserver() -> Supervisor {
     match have_bin("tcpserver") {
-        true => relaygate::bin("tcpserver"),
-        false => PathBuf::from("tcpserver"),
+        true => Supervisor::Ours,
+        false => Supervisor::Ucspi,
     }
 }
 
@@ -679,10 +637,8 @@ fn pop_and_imap_logins_through_dovecot_open_smtp_relaying_for_that_address_only(
         assert!(have_bin(prog), "{prog} not built: cargo build -p {prog}");
     }
     let t = Tables::new("pb-dovecot");
-    fs::create_dir(t.tmp.join("spool")).unwrap();
-    t.tmp.write("control/me", "mx.example.org\n");
-    t.tmp.write("control/rcpthosts", "example.org\n");
     let control = t.tmp.join("control");
+    fs::create_dir(&control).unwrap();
     let add = relaygate::run(
         &bin("userdb"),
         ["add", "joe@example.org"],
@@ -694,11 +650,10 @@ fn pop_and_imap_logins_through_dovecot_open_smtp_relaying_for_that_address_only(
     let Some(dovecot) = start_dovecot(&t) else {
         return;
     };
-    let (smtpd, smtp) = start_smtp(&t, &tcpserver(), "127.0.0.1");
-    let smtp = smtp.as_str();
+    let mx = start_smtp(&t, tcpserver(), "127.0.0.1");
     let foreign = "friend@elsewhere.test";
     let refused = |src: &str| {
-        let (rcpt, _) = smtp_send(src, smtp, foreign);
+        let rcpt = smtp_send(&mx, src, foreign);
         assert!(
             rcpt.starts_with("553 5.7.1"),
             "{src} must not relay: {rcpt}"
@@ -729,33 +684,27 @@ fn pop_and_imap_logins_through_dovecot_open_smtp_relaying_for_that_address_only(
         fs::read_to_string(t.relay().join("127.0.0.5")).unwrap(),
         "USER=joe@example.org\n"
     );
-    let (rcpt, data) = smtp_send("127.0.0.5", smtp, foreign);
+    // (smtp_send also asserts the 250 after the message)
+    let rcpt = smtp_send(&mx, "127.0.0.5", foreign);
     assert!(
         rcpt.starts_with("250"),
         "relay after POP3 login: {rcpt}\n{}",
-        smtpd.log()
+        mx.server.log()
     );
-    assert!(
-        data.as_deref().is_some_and(|d| d.starts_with("250")),
-        "{data:?}"
-    );
-    assert_eq!(spooled_recipients(&t.tmp.join("spool")), [foreign]);
-    assert!(
-        smtpd.log().contains("rule=relayclient-env"),
-        "{}",
-        smtpd.log()
-    );
+    assert_eq!(mx.queued_rcpts(), [foreign]);
+    let log = mx.log_with("rule=relayclient-env");
+    assert!(log.contains("rule=relayclient-env"), "{log}");
     refused("127.0.0.6");
 
     // an IMAP login from 127.0.0.6 does the same for 127.0.0.6
     assert!(dovecot.imap_login_from("127.0.0.6", "joe@example.org", "pop-secret"));
-    assert!(smtp_send("127.0.0.6", smtp, foreign).0.starts_with("250"));
-    assert_eq!(spooled_recipients(&t.tmp.join("spool")).len(), 2);
+    assert!(smtp_send(&mx, "127.0.0.6", foreign).starts_with("250"));
+    assert_eq!(mx.queued_rcpts().len(), 2);
 
     // after RELAY_CLEAR_MINUTES the login no longer counts, cleared or not
     age(&t.relay().join("127.0.0.5"), 61 * 60);
     refused("127.0.0.5");
-    assert!(smtp_send("127.0.0.6", smtp, foreign).0.starts_with("250"));
+    assert!(smtp_send(&mx, "127.0.0.6", foreign).starts_with("250"));
     let out = t.run("clearopensmtp", &[], &[]);
     assert!(String::from_utf8_lossy(&out.stdout).starts_with(&format!(
         "table=relay dir={} removed=1 kept=1\n",
@@ -767,46 +716,38 @@ fn pop_and_imap_logins_through_dovecot_open_smtp_relaying_for_that_address_only(
     // a fresh DENYDIR entry refuses the client outright, login or not
     fs::write(t.deny().join("127.0.0.6"), "").unwrap();
     assert_eq!(
-        first_words("127.0.0.6", smtp),
+        first_words(&mx, "127.0.0.6"),
         "421 4.7.0 temporarily refused\r\n"
     );
-    drop(smtpd);
+    drop(mx);
     drop(dovecot);
-}
-
-/// All the server says on a connection from `src` before it closes.
-fn first_words(src: &str, server: &str) -> String {
-    use std::io::Read;
-    let mut sock = relaygate::connect_from(src, server);
-    let mut buf = String::new();
-    let _ = sock.read_to_string(&mut buf);
-    buf
 }
 
 /// The SMTP side alone: an entry written by relayallow opens relaying
 /// through `tcpserver HOST relaycheck smtpd` for exactly that address.
-fn relay_through(tag: &str, tcpserver: &Path, host: &str, user_ip: &str, other_ip: Option<&str>) {
+fn relay_through(
+    tag: &str,
+    supervisor: Supervisor,
+    host: &str,
+    user_ip: &str,
+    other_ip: Option<&str>,
+) {
     let t = Tables::new(tag);
-    fs::create_dir(t.tmp.join("spool")).unwrap();
-    t.tmp.write("control/me", "mx.example.org\n");
-    t.tmp.write("control/rcpthosts", "example.org\n");
-    let (smtpd, smtp) = start_smtp(&t, tcpserver, host);
+    let mx = start_smtp(&t, supervisor, host);
     let foreign = "friend@elsewhere.test";
-    assert!(smtp_send(user_ip, &smtp, foreign)
-        .0
-        .starts_with("553 5.7.1"));
+    assert!(smtp_send(&mx, user_ip, foreign).starts_with("553 5.7.1"));
     assert!(t.login(user_ip, Some("joe@example.org")).status.success());
-    let (rcpt, data) = smtp_send(user_ip, &smtp, foreign);
-    assert!(rcpt.starts_with("250"), "{rcpt}\n{}", smtpd.log());
-    assert!(data.is_some_and(|d| d.starts_with("250")));
-    assert_eq!(spooled_recipients(&t.tmp.join("spool")), [foreign]);
+    // (smtp_send also asserts the 250 after the message)
+    let rcpt = smtp_send(&mx, user_ip, foreign);
+    assert!(rcpt.starts_with("250"), "{rcpt}\n{}", mx.server.log());
+    assert_eq!(mx.queued_rcpts(), [foreign]);
     if let Some(other) = other_ip {
-        assert!(smtp_send(other, &smtp, foreign).0.starts_with("553 5.7.1"));
+        assert!(smtp_send(&mx, other, foreign).starts_with("553 5.7.1"));
     }
     let denied = other_ip.unwrap_or(user_ip);
     fs::write(t.deny().join(denied), "").unwrap();
     assert_eq!(
-        first_words(denied, &smtp),
+        first_words(&mx, denied),
         "421 4.7.0 temporarily refused\r\n"
     );
 }
@@ -816,10 +757,9 @@ fn ucspi_tcp_tcpserver_runs_the_same_chain() {
     if !relaygate::need("tcpserver") || !have_bin("smtpd") {
         return;
     }
-    let ucspi = PathBuf::from("tcpserver");
     relay_through(
         "pb-ucspi",
-        &ucspi,
+        Supervisor::Ucspi,
         "127.0.0.1",
         "127.0.0.8",
         Some("127.0.0.9"),
@@ -837,5 +777,5 @@ fn ipv6_clients_relay_after_a_login_from_the_same_address() {
         return;
     }
     // one IPv6 loopback address only: no "other client" here
-    relay_through("pb-ipv6-chain", &bin("tcpserver"), "::1", "::1", None);
+    relay_through("pb-ipv6-chain", Supervisor::Ours, "::1", "::1", None);
 }

@@ -8,32 +8,6 @@ mod support;
 use relaygate::need;
 use support::*;
 
-/// One transaction from `src`: EHLO `helo`, MAIL `mail`, each RCPT, then a
-/// message if any RCPT was accepted. Returns the RCPT replies.
-fn transaction(mx: &Mx, src: &str, helo: &str, mail: &str, rcpts: &[&str]) -> Vec<String> {
-    let mut c = mx.client(src);
-    let r = c.cmd(&format!("EHLO {helo}"));
-    assert!(r.starts_with("250"), "EHLO: {r}");
-    let r = c.cmd(&format!("MAIL FROM:{mail}"));
-    let mut replies = Vec::new();
-    if !r.starts_with("250") {
-        replies.push(r);
-        return replies;
-    }
-    let mut any = false;
-    for rc in rcpts {
-        let r = c.cmd(&format!("RCPT TO:{rc}"));
-        any |= r.starts_with("250");
-        replies.push(r);
-    }
-    if any {
-        let r = c.data("Subject: test\r\n\r\nbody");
-        assert!(r.starts_with("250"), "end of data: {r}");
-    }
-    c.cmd("QUIT");
-    replies
-}
-
 fn refused(mx: &Mx, src: &str, mail: &str, rcpt: &str) {
     let r = transaction(mx, src, "client.test", mail, &[rcpt]);
     assert!(
