@@ -11,10 +11,9 @@
 use std::fs;
 use std::io;
 use std::path::Path;
-use std::time::SystemTime;
 
 use rgcdb::Cdb;
-use rgcore::control::parse_lines;
+use rgcore::control::{mtime, parse_lines};
 use rgcore::diag::{describe_io, printable_bytes};
 use rgcore::{exit, Failure};
 
@@ -57,18 +56,6 @@ impl Report {
 
 fn unable(what: &str, e: &io::Error) -> Failure {
     Failure::temp(format!("unable to {what}: {}", describe_io(e)))
-}
-
-/// mtime, `None` when the file does not exist.
-fn mtime(dir: &Path, name: &str) -> Result<Option<SystemTime>, Failure> {
-    match fs::metadata(dir.join(name)) {
-        Ok(m) => m
-            .modified()
-            .map(Some)
-            .map_err(|e| unable(&format!("stat {name}"), &e)),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(unable(&format!("stat {name}"), &e)),
-    }
 }
 
 /// Meaningful lines of a text control file, `None` when absent.

@@ -22,6 +22,15 @@ pub fn read_raw(dir: &Path, name: &str) -> Result<Option<Vec<u8>>, Failure> {
     }
 }
 
+/// The modification time of `dir/name`, three-state: `Ok(None)` when absent.
+pub fn mtime(dir: &Path, name: &str) -> Result<Option<std::time::SystemTime>, Failure> {
+    match fs::metadata(dir.join(name)).and_then(|m| m.modified()) {
+        Ok(t) => Ok(Some(t)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Failure::io(&format!("stat control file {name}"), &e)),
+    }
+}
+
 /// Split control-file bytes into meaningful lines (comments, blanks skipped;
 /// whitespace trimmed). Invalid UTF-8 is replaced, so it can never match.
 pub fn parse_lines(bytes: &[u8]) -> Vec<String> {
@@ -124,6 +133,8 @@ mod tests {
             Some("mx.example.org")
         );
         assert_eq!(lines(&dir, "absent").unwrap(), None);
+        assert!(mtime(&dir, "me").unwrap().is_some());
+        assert_eq!(mtime(&dir, "absent").unwrap(), None);
         // a directory in place of the file: exists but unreadable as a file
         fs::create_dir_all(dir.join("rcpthosts")).unwrap();
         assert!(lines(&dir, "rcpthosts").is_err());

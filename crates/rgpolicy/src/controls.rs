@@ -89,15 +89,6 @@ enum Rcpthosts {
     Cdb(Box<Db>),
 }
 
-/// The modification time of `dir/name`, three-state.
-fn mtime(dir: &Path, name: &str) -> Result<Option<std::time::SystemTime>, Failure> {
-    match fs::metadata(dir.join(name)).and_then(|m| m.modified()) {
-        Ok(t) => Ok(Some(t)),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(Failure::io(&format!("read control file {name}"), &e)),
-    }
-}
-
 /// `rcpthosts`, from its cdb when that is fresh. A large text file would
 /// cost every session a read and a scan of the whole list; the cdb costs a
 /// few `pread`s. The text stays the truth: without it no domain is ours
@@ -105,10 +96,10 @@ fn mtime(dir: &Path, name: &str) -> Result<Option<std::time::SystemTime>, Failur
 /// is read as text until `mkcdb rcpthosts` runs again, so an edit takes
 /// effect at once either way.
 fn load_rcpthosts(dir: &Path) -> Result<Option<Rcpthosts>, Failure> {
-    let Some(text_time) = mtime(dir, "rcpthosts")? else {
+    let Some(text_time) = control::mtime(dir, "rcpthosts")? else {
         return Ok(None);
     };
-    if let Some(cdb_time) = mtime(dir, "rcpthosts.cdb")? {
+    if let Some(cdb_time) = control::mtime(dir, "rcpthosts.cdb")? {
         if cdb_time >= text_time {
             if let Some(db) = Db::open(dir, "rcpthosts.cdb")? {
                 return Ok(Some(Rcpthosts::Cdb(Box::new(db))));

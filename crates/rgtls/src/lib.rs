@@ -18,6 +18,8 @@ use rustls::pki_types::pem::{self, PemObject};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::ServerConfig;
 
+use rgcore::diag::describe_io;
+
 pub use rustls;
 
 /// The certificate file's name in CONTROLDIR.
@@ -35,7 +37,7 @@ pub fn server_config(controldir: &Path) -> Result<Option<Arc<ServerConfig>>, Str
             return Err(format!(
                 "unable to read {}: {}",
                 path.display(),
-                describe(&e)
+                describe_io(&e)
             ))
         }
     };
@@ -69,16 +71,8 @@ pub fn config_from_pem(pem: &[u8]) -> Result<Arc<ServerConfig>, String> {
 
 fn pem_error(e: &pem::Error) -> String {
     match e {
-        pem::Error::Io(io) => describe(io),
+        pem::Error::Io(io) => describe_io(io),
         other => format!("{other:?}"),
-    }
-}
-
-fn describe(e: &io::Error) -> String {
-    let s = e.to_string();
-    match s.find(" (os error") {
-        Some(i) => s[..i].to_string(),
-        None => s,
     }
 }
 
@@ -102,7 +96,7 @@ pub fn make_test_cert(path: &Path, cn: &str) -> Result<(), String> {
         .arg(&crt)
         .stdin(std::process::Stdio::null())
         .output()
-        .map_err(|e| format!("unable to run openssl: {}", describe(&e)))?;
+        .map_err(|e| format!("unable to run openssl: {}", describe_io(&e)))?;
     if !out.status.success() {
         return Err(format!(
             "openssl req failed: {}",
@@ -110,14 +104,14 @@ pub fn make_test_cert(path: &Path, cn: &str) -> Result<(), String> {
         ));
     }
     let read = |p: &Path| {
-        std::fs::read(p).map_err(|e| format!("unable to read {}: {}", p.display(), describe(&e)))
+        std::fs::read(p).map_err(|e| format!("unable to read {}: {}", p.display(), describe_io(&e)))
     };
     let (c, k) = (read(&crt)?, read(&key)?);
     let mut pem = c.clone();
     pem.extend_from_slice(&k);
     let write = |p: &Path, d: &[u8]| {
         std::fs::write(p, d)
-            .map_err(|e| format!("unable to write {}: {}", p.display(), describe(&e)))
+            .map_err(|e| format!("unable to write {}: {}", p.display(), describe_io(&e)))
     };
     write(path, &pem)?;
     let mut alone = path.as_os_str().to_owned();
