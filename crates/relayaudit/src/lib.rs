@@ -253,7 +253,7 @@ mod tests {
 
     fn age(path: &Path, secs: u64) {
         let f = fs::File::options().write(true).open(path).unwrap();
-        f.set_modified(SystemTime::now() - Duration::from_secs(secs))
+        f.set_modified(std::time::SystemTime::now() - Duration::from_secs(secs))
             .unwrap();
     }
 
