@@ -96,14 +96,17 @@ enum Rcpthosts {
 /// is read as text until `mkcdb rcpthosts` runs again, so an edit takes
 /// effect at once either way.
 fn load_rcpthosts(dir: &Path) -> Result<Option<Rcpthosts>, Failure> {
-    let Some(text_time) = control::mtime(dir, "rcpthosts")? else {
-        return Ok(None);
-    };
+    // the cdb first: in the common case (none) that is one failed stat
+    // before the text is read, as before the cdb existed
     if let Some(cdb_time) = control::mtime(dir, "rcpthosts.cdb")? {
-        if cdb_time >= text_time {
-            if let Some(db) = Db::open(dir, "rcpthosts.cdb")? {
-                return Ok(Some(Rcpthosts::Cdb(Box::new(db))));
+        match control::mtime(dir, "rcpthosts")? {
+            None => return Ok(None),
+            Some(text_time) if cdb_time >= text_time => {
+                if let Some(db) = Db::open(dir, "rcpthosts.cdb")? {
+                    return Ok(Some(Rcpthosts::Cdb(Box::new(db))));
+                }
             }
+            Some(_) => {}
         }
     }
     Ok(control::read_raw(dir, "rcpthosts")?.map(|t| Rcpthosts::Text(DomainText::new(t))))
