@@ -643,8 +643,7 @@ fn dovecot_with_unreadable_users_cdb_is_temporary_failure() {
 fn userdb_asks_on_the_tty_twice_without_echo() {
     // script(1) gives userdb a terminal; the input is fed slowly so it
     // arrives after the no-echo prompt is up
-    if !have("script") {
-        eprintln!("skipping: script (util-linux) not installed");
+    if !need("script") {
         return;
     }
     let (_tmp, ctl) = setup();

@@ -562,10 +562,6 @@ fn parallel_logins_while_clearing_lose_nothing_and_leave_no_temp_files() {
 // ---- the whole chain: Dovecot + checkpassword + relayallow, then
 // tcpserver + relaycheck + smtpd ----
 
-fn have_bin(name: &str) -> bool {
-    relaygate::bin_dir().join(name).exists()
-}
-
 /// Dovecot (tests/dovecot) whose passdb is our checkpassword chained to
 /// relayallow through scripts/dovecot-checkpassword. RELAYDIR belongs to
 /// Dovecot's unprivileged auth user, as in a real installation, so the
@@ -620,21 +616,13 @@ fn first_words(mx: &Mx, src: &str) -> String {
     Client::connect(src, &mx.addr).rest()
 }
 
-/// Our tcpserver when built, else ucspi-tcp's.
-fn tcpserver() -> Supervisor {
-    match have_bin("tcpserver") {
-        true => Supervisor::Ours,
-        false => Supervisor::Ucspi,
-    }
-}
-
 #[test]
 fn pop_and_imap_logins_through_dovecot_open_smtp_relaying_for_that_address_only() {
     if !relaygate::need("python3") || !dovecot::available() {
         return;
     }
     for prog in ["checkpassword", "userdb", "smtpd"] {
-        assert!(have_bin(prog), "{prog} not built: cargo build -p {prog}");
+        bin(prog); // panics with a hint when not built
     }
     let t = Tables::new("pb-dovecot");
     let control = t.tmp.join("control");
@@ -650,7 +638,7 @@ fn pop_and_imap_logins_through_dovecot_open_smtp_relaying_for_that_address_only(
     let Some(dovecot) = start_dovecot(&t) else {
         return;
     };
-    let mx = start_smtp(&t, tcpserver(), "127.0.0.1");
+    let mx = start_smtp(&t, Supervisor::Ours, "127.0.0.1");
     let foreign = "friend@elsewhere.test";
     let refused = |src: &str| {
         let rcpt = smtp_send(&mx, src, foreign);
@@ -754,7 +742,7 @@ fn relay_through(
 
 #[test]
 fn ucspi_tcp_tcpserver_runs_the_same_chain() {
-    if !relaygate::need("tcpserver") || !have_bin("smtpd") {
+    if !relaygate::need("tcpserver") {
         return;
     }
     relay_through(
@@ -768,10 +756,6 @@ fn ucspi_tcp_tcpserver_runs_the_same_chain() {
 
 #[test]
 fn ipv6_clients_relay_after_a_login_from_the_same_address() {
-    if !have_bin("tcpserver") || !have_bin("smtpd") {
-        eprintln!("skipping: our tcpserver or smtpd not built");
-        return;
-    }
     if std::net::TcpListener::bind("[::1]:0").is_err() {
         eprintln!("skipping: no IPv6 loopback");
         return;
