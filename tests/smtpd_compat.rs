@@ -128,17 +128,24 @@ fn send(mx: &Mx, header: &str) -> String {
     r
 }
 
-#[test]
-fn qmailqueue_program_gets_message_on_fd0_and_envelope_on_fd1() {
-    if !need("tcpserver") {
-        return;
-    }
+/// smtpd handing mail to tests/smtpd_support/fake-qmail-queue, which
+/// files what it gets in the returned directory.
+fn fake_queue_mx() -> (TempDir, Mx) {
     let qdir = TempDir::new("smtpd-fakeq");
     let mx = Mx::start(
         Setup::default()
             .env("QMAILQUEUE", fake_queue().to_str().unwrap())
             .env("FAKEQ_DIR", qdir.path().to_str().unwrap()),
     );
+    (qdir, mx)
+}
+
+#[test]
+fn qmailqueue_program_gets_message_on_fd0_and_envelope_on_fd1() {
+    if !need("tcpserver") {
+        return;
+    }
+    let (qdir, mx) = fake_queue_mx();
     let r = send(&mx, "");
     assert!(r.starts_with("250 2.0.0"), "{r}");
     let mut envs = Vec::new();
@@ -171,12 +178,7 @@ fn qmailqueue_exit_codes_map_as_qmail_smtpd() {
     if !need("tcpserver") {
         return;
     }
-    let qdir = TempDir::new("smtpd-fakeq");
-    let mx = Mx::start(
-        Setup::default()
-            .env("QMAILQUEUE", fake_queue().to_str().unwrap())
-            .env("FAKEQ_DIR", qdir.path().to_str().unwrap()),
-    );
+    let (qdir, mx) = fake_queue_mx();
     for (exit, want) in [
         ("11", "554"),
         ("31", "554"),
@@ -218,12 +220,7 @@ fn refused_message_never_reaches_the_qmailqueue_program() {
     if !need("tcpserver") || !have("sh") {
         return;
     }
-    let qdir = TempDir::new("smtpd-fakeq");
-    let mx = Mx::start(
-        Setup::default()
-            .env("QMAILQUEUE", fake_queue().to_str().unwrap())
-            .env("FAKEQ_DIR", qdir.path().to_str().unwrap()),
-    );
+    let (qdir, mx) = fake_queue_mx();
     let mut c = mx.client("127.0.0.5");
     c.cmd("EHLO c");
     c.cmd("MAIL FROM:<a@s.test>");
