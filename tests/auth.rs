@@ -357,17 +357,23 @@ fn checkpassword_good_login_sets_env_and_execs() {
     );
 }
 
-#[test]
-fn checkpassword_bad_credentials_all_answer_1() {
-    let (_tmp, ctl) = setup();
-    add(&ctl, &["joe@example.org"], "s3cret");
-    add(&ctl, &["off@example.org"], "s3cret");
+/// Two accounts with password s3cret: joe@example.org, and
+/// off@example.org with login disabled.
+fn joe_and_disabled_off(ctl: &Path) {
+    add(ctl, &["joe@example.org"], "s3cret");
+    add(ctl, &["off@example.org"], "s3cret");
     assert_eq!(
-        userdb(&ctl, &["disable", "off@example.org"], b"")
+        userdb(ctl, &["disable", "off@example.org"], b"")
             .status
             .code(),
         Some(0)
     );
+}
+
+#[test]
+fn checkpassword_bad_credentials_all_answer_1() {
+    let (_tmp, ctl) = setup();
+    joe_and_disabled_off(&ctl);
     let cases: &[&[u8]] = &[
         b"joe@example.org\0wrong\0\0",
         b"joe@example.org\0S3CRET\0\0",
@@ -578,14 +584,7 @@ fn users_cdb_group_survives_rebuilds() {
 #[test]
 fn dovecot_logs_in_through_checkpassword() {
     let (tmp, ctl) = setup();
-    add(&ctl, &["joe@example.org"], "s3cret");
-    add(&ctl, &["off@example.org"], "s3cret");
-    assert_eq!(
-        userdb(&ctl, &["disable", "off@example.org"], b"")
-            .status
-            .code(),
-        Some(0)
-    );
+    joe_and_disabled_off(&ctl);
     let Some(d) = dovecot::Dovecot::start(&tmp, &ctl, &tmp.join("relay"), &[]) else {
         return;
     };
