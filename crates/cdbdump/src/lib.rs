@@ -137,14 +137,9 @@ pub fn dump(input: impl Read, output: impl Write) -> Result<u64, Failure> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::Cursor;
 
     fn build(recs: &[(&[u8], &[u8])]) -> Vec<u8> {
-        let mut m = rgcdb::Maker::new(Cursor::new(Vec::new())).unwrap();
-        for (k, d) in recs {
-            m.add(k, d).unwrap();
-        }
-        m.finish().unwrap().into_inner()
+        rgcdb::build(recs).unwrap()
     }
 
     #[test]

@@ -83,14 +83,9 @@ pub fn get(key: &[u8], skip: u64, stdin: impl AsFd, out: impl Write) -> Result<b
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::Cursor;
 
     fn build(recs: &[(&[u8], &[u8])]) -> Vec<u8> {
-        let mut m = rgcdb::Maker::new(Cursor::new(Vec::new())).unwrap();
-        for (k, d) in recs {
-            m.add(k, d).unwrap();
-        }
-        m.finish().unwrap().into_inner()
+        rgcdb::build(recs).unwrap()
     }
 
     fn os(v: &[&str]) -> Vec<OsString> {

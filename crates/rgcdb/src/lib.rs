@@ -16,7 +16,7 @@
 mod maker;
 mod reader;
 
-pub use maker::{AtomicMaker, Maker};
+pub use maker::{build, AtomicMaker, Maker};
 pub use reader::{Cdb, FileSource, Iter, Source};
 
 /// djb's cdb hash.

@@ -117,6 +117,16 @@ impl<W: Write + Seek> Maker<W> {
     }
 }
 
+/// A whole cdb in memory from (key, data) records, in order. Writing to a
+/// `Vec` cannot fail; only records past the 4 GiB format limit can.
+pub fn build<K: AsRef<[u8]>, D: AsRef<[u8]>>(records: &[(K, D)]) -> io::Result<Vec<u8>> {
+    let mut m = Maker::new(io::Cursor::new(Vec::new()))?;
+    for (k, d) in records {
+        m.add(k.as_ref(), d.as_ref())?;
+    }
+    Ok(m.finish()?.into_inner())
+}
+
 /// A cdb built in a temp file and renamed over the target on commit.
 pub struct AtomicMaker {
     maker: Maker<AtomicFile>,
@@ -171,11 +181,7 @@ mod tests {
     use std::io::Cursor;
 
     fn build(recs: &[(&[u8], &[u8])]) -> Vec<u8> {
-        let mut m = Maker::new(Cursor::new(Vec::new())).unwrap();
-        for (k, d) in recs {
-            m.add(k, d).unwrap();
-        }
-        m.finish().unwrap().into_inner()
+        super::build(recs).unwrap()
     }
 
     #[test]

@@ -344,8 +344,6 @@ impl<S: Source> Iter<'_, S> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Maker;
-    use std::io::Cursor;
 
     /// Bytes in memory that refuse `slice`, so lookups take the pread path.
     struct NoSlice(Vec<u8>);
@@ -360,11 +358,7 @@ mod tests {
     }
 
     fn build(recs: &[(Vec<u8>, Vec<u8>)]) -> Vec<u8> {
-        let mut m = Maker::new(Cursor::new(Vec::new())).unwrap();
-        for (k, d) in recs {
-            m.add(k, d).unwrap();
-        }
-        m.finish().unwrap().into_inner()
+        crate::build(recs).unwrap()
     }
 
     fn records() -> Vec<(Vec<u8>, Vec<u8>)> {
