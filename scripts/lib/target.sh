@@ -1,0 +1,24 @@
+# Sourced by scripts/run, scripts/test and the benchmarks: picks the build
+# target for relaygate's programs.
+#
+# Every SMTP connection execs smtpd (the qmail model), so process start-up
+# is paid per message. A static musl build starts faster than a static
+# glibc one: glibc probes the CPU's features and caches with CPUID at every
+# start, and CPUID traps to the hypervisor on virtual machines (measured in
+# bench/smtpd/README.md). So: x86_64-unknown-linux-musl when its Rust
+# standard library (rustup target add x86_64-unknown-linux-musl) and
+# musl-gcc (Debian's musl-tools, for ring's C code) are installed; else the
+# host target, which .cargo/config.toml links statically against glibc.
+# A CARGO_BUILD_TARGET already set wins.
+#
+# Sets CARGO_BUILD_TARGET (exported) when it picks musl, and RG_TRIPLE_DIR:
+# the part of the path between the target directory and the profile
+# ("x86_64-unknown-linux-musl/" or empty).
+if [ -z "${CARGO_BUILD_TARGET:-}" ] && [ "$(uname -m)" = x86_64 ] &&
+  [ "$(uname -s)" = Linux ] && command -v musl-gcc >/dev/null 2>&1 &&
+  rg_sysroot=$(rustc --print sysroot 2>/dev/null) &&
+  [ -d "$rg_sysroot/lib/rustlib/x86_64-unknown-linux-musl/lib" ]; then
+  CARGO_BUILD_TARGET=x86_64-unknown-linux-musl
+  export CARGO_BUILD_TARGET
+fi
+RG_TRIPLE_DIR=${CARGO_BUILD_TARGET:+$CARGO_BUILD_TARGET/}
