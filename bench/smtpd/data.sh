@@ -5,11 +5,18 @@
 #     spool on disk (fsynced): time from the first body byte to the 250,
 #     median of 5
 #  3. peak RSS (VmHWM) of one smtpd session: small message, and the 10 MB one
-#   BIN (default /work/tgt/smtpd/release), TCPSERVER (/usr/bin/tcpserver)
+#   BIN (default: build release smtpd and tcpserver for the target
+#   scripts/lib/target.sh picks), TCPSERVER (default ours from BIN)
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
-BIN=${BIN:-/work/tgt/smtpd/release}
-TCPSERVER=${TCPSERVER:-/usr/bin/tcpserver}
+if [ -z "${BIN:-}" ]; then
+  cd "$here/../.."
+  . scripts/lib/target.sh
+  cargo build -q --release -p smtpd -p tcpserver
+  BIN=${CARGO_TARGET_DIR:-$(pwd)/target}/${RG_TRIPLE_DIR}release
+fi
+TCPSERVER=${TCPSERVER:-$BIN/tcpserver}
+echo "smtpd: $BIN/smtpd"
 PORT=${PORT:-2528}
 W=${W:-/tmp/smtpd-bench-data}
 mkdir -p "$W/control" "$W/spool/tmp" "$W/spool/new"
