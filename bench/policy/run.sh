@@ -1,6 +1,16 @@
 #!/bin/sh
 # Per-session cost of rgpolicy's relay decision with large control files.
-# Usage: bench/policy/run.sh   (from the repository root)
+# Usage: bench/policy/run.sh   Built for the target scripts/lib/target.sh
+# picks (static musl when installed); when that is not glibc, run a second
+# time with the static glibc build for comparison (GLIBC=0 to skip it).
 set -e
+cd "$(dirname "$0")/../.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/work/tgt/policy}"
+. scripts/lib/target.sh
+echo "== ${CARGO_BUILD_TARGET:-host} build"
 cargo run -q --release -p rgpolicy --example policy_bench
+gnu=x86_64-unknown-linux-gnu
+if [ "${GLIBC:-1}" = 1 ] && [ -n "$RG_TRIPLE_DIR" ] && [ "$RG_TRIPLE_DIR" != "$gnu/" ]; then
+  echo "== static glibc build ($gnu), for comparison"
+  CARGO_BUILD_TARGET=$gnu cargo run -q --release -p rgpolicy --example policy_bench
+fi

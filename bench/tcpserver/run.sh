@@ -4,7 +4,10 @@
 # generator (/work/shared/bench/tcpload.c), concurrency 10 and 50, options
 # -HRl0 on both (no DNS: without -l, ucspi-tcp looks up the local name in DNS
 # for every connection). Rounds alternate A B A B; the median of ROUNDS is
-# reported with the ratio ours/theirs. Not a test. Usage:
+# reported with the ratio ours/theirs. Ours is built for the target
+# scripts/lib/target.sh picks (static musl when installed); when that is not
+# glibc, the static glibc build runs in the same rounds too (A B C A B C;
+# GLIBC=0 to skip it) and the ratio ours/glibc is printed. Not a test. Usage:
 #   bench/tcpserver/run.sh            (N=5000 connections per run, ROUNDS=5)
 #   N=20000 ROUNDS=5 OPTS=-HRl0 bench/tcpserver/run.sh
 set -eu
@@ -25,11 +28,20 @@ mkdir -p "$work"
 trap 'rm -rf "$work"' EXIT INT TERM
 
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/work/tgt/tcp}
-(cd "$root" && cargo build --release -q -p tcpserver -p tcprules)
-OURS=$CARGO_TARGET_DIR/release/tcpserver
+cd "$root"
+. scripts/lib/target.sh
+cargo build --release -q -p tcpserver
+OURS=$CARGO_TARGET_DIR/${RG_TRIPLE_DIR}release/tcpserver
+GLIBC_BIN=""
+gnu=x86_64-unknown-linux-gnu
+if [ "${GLIBC:-1}" = 1 ] && [ -n "$RG_TRIPLE_DIR" ] && [ "$RG_TRIPLE_DIR" != "$gnu/" ]; then
+  CARGO_BUILD_TARGET=$gnu cargo build --release -q -p tcpserver
+  GLIBC_BIN=$CARGO_TARGET_DIR/$gnu/release/tcpserver
+fi
 cc -O2 -o "$work/tcpload" /work/shared/bench/tcpload.c
 
-echo "# N=$N ROUNDS=$ROUNDS OPTS=$OPTS -b $BACKLOG -c 100; $(date -u)"
+echo "# N=$N ROUNDS=$ROUNDS OPTS=$OPTS -b $BACKLOG -c 100; $(date -u); $(uptime)"
+echo "# ours: $OURS (${CARGO_BUILD_TARGET:-host}); glibc: ${GLIBC_BIN:-not measured}; theirs: $THEIRS"
 # the rules: the client (127.0.0.1) matches an exact-IP rule in both sets
 printf '127.0.0.1:allow,RELAYCLIENT=""\n10.:deny\n:allow\n' >"$work/r3"
 awk 'BEGIN { print "127.0.0.1:allow,RELAYCLIENT=\"\"";
@@ -57,16 +69,20 @@ run1() { # server cdb concurrency
 
 median() { tr ' ' '\n' | grep . | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
-printf '%-7s %-5s %-10s %-10s %-6s %s\n' rules conc ours theirs ratio "raw (ours | theirs)"
+printf '%-7s %-5s %-9s %-9s %-9s %-11s %-10s %s\n' rules conc ours glibc theirs ours/theirs ours/glibc \
+  "raw (ours | glibc | theirs)"
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else printf "-" }'; }
 for r in r3 r100k; do
   for c in $CONCS; do
-    o=""; t=""
+    o=""; g=""; t=""
     for _ in $(seq "$ROUNDS"); do
       o="$o $(run1 "$OURS" "$work/$r.cdb" "$c")"
+      [ -z "$GLIBC_BIN" ] || g="$g $(run1 "$GLIBC_BIN" "$work/$r.cdb" "$c")"
       t="$t $(run1 "$THEIRS" "$work/$r.cdb" "$c")"
     done
     mo=$(echo "$o" | median); mt=$(echo "$t" | median)
-    ratio=$(awk -v a="$mo" -v b="$mt" 'BEGIN { printf "%.2f", a / b }')
-    printf '%-7s %-5s %-10s %-10s %-6s %s |%s\n' "$r" "$c" "$mo" "$mt" "$ratio" "$o" "$t"
+    if [ -n "$g" ]; then mg=$(echo "$g" | median); else mg=-; fi
+    printf '%-7s %-5s %-9s %-9s %-9s %-11s %-10s %s |%s |%s\n' "$r" "$c" "$mo" "$mg" "$mt" \
+      "$(ratio "$mo" "$mt")" "$(ratio "$mo" "${mg#-}")" "$o" "$g" "$t"
   done
 done
