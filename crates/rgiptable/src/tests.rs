@@ -214,6 +214,46 @@ fn clear_removes_old_entries_and_stale_temps_only() {
 }
 
 #[test]
+fn clear_scans_past_one_directory_buffer_and_skips_symlinks() {
+    // 3,000 entries need two getdents buffers; every other one is old
+    let d = Dir::new("bigscan");
+    for i in 0..3000u32 {
+        let name = format!("10.0.{}.{}", i / 256, i % 256);
+        fs::write(d.0.join(&name), "").unwrap();
+        if i % 2 == 1 {
+            d.age(&name, 7200);
+        }
+    }
+    // an old-looking symlink named like an address is never followed or removed
+    std::os::unix::fs::symlink("/etc/passwd", d.0.join("192.0.2.66")).unwrap();
+    assert_eq!(clear(&d.0, HOUR).unwrap(), (1500, 1500));
+    assert_eq!(d.names().len(), 1501);
+    assert!(d.0.join("10.0.0.0").exists() && !d.0.join("10.0.0.1").exists());
+    assert!(fs::symlink_metadata(d.0.join("192.0.2.66")).is_ok());
+    // a file where the directory should be is an error, not an empty table
+    let f = d.0.join("10.0.0.0");
+    assert!(clear(&f, HOUR).is_err());
+}
+
+#[test]
+fn statx_times_convert_both_sides_of_the_epoch() {
+    let t = statx_time(1_700_000_000, 5).unwrap();
+    assert_eq!(
+        t.duration_since(UNIX_EPOCH).unwrap(),
+        Duration::new(1_700_000_000, 5)
+    );
+    let before = statx_time(-2, 500_000_000).unwrap();
+    assert_eq!(
+        UNIX_EPOCH.duration_since(before).unwrap(),
+        Duration::from_millis(1500)
+    );
+    // out-of-range times (a corrupt or hostile file system) must not panic
+    for secs in [i64::MAX, i64::MIN, i64::MIN + 1] {
+        let _ = statx_time(secs, 999_999_999);
+    }
+}
+
+#[test]
 fn clear_puts_back_an_entry_refreshed_after_its_scan() {
     // the scan saw 192.0.2.7 old and renamed it aside, but what it moved was
     // a login's fresh entry: it goes back under its name
