@@ -17,8 +17,8 @@ if [ -z "$BIN" ]; then
   . scripts/lib/target.sh
   cargo build -q --release -p checkpassword -p userdb
   BIN=$tdir/${RG_TRIPLE_DIR}release
-  gnu=x86_64-unknown-linux-gnu
-  if [ "${GLIBC:-1}" = 1 ] && [ -n "$RG_TRIPLE_DIR" ] && [ "$RG_TRIPLE_DIR" != "$gnu/" ]; then
+  gnu=$RG_GNU
+  if [ -n "$RG_GLIBC_TOO" ]; then
     CARGO_BUILD_TARGET=$gnu cargo build -q --release -p checkpassword
     GBIN=$tdir/$gnu/release
   fi

@@ -24,8 +24,8 @@ cargo build --release -q -p cdbmake -p cdbget -p cdbdump
 bin=$target/${RG_TRIPLE_DIR}release
 lookup_rs=$lookup_target/${RG_TRIPLE_DIR}release/cdb-lookup-bench
 set --
-gnu=x86_64-unknown-linux-gnu
-if [ "${GLIBC:-1}" = 1 ] && [ -n "$RG_TRIPLE_DIR" ] && [ "$RG_TRIPLE_DIR" != "$gnu/" ]; then
+gnu=$RG_GNU
+if [ -n "$RG_GLIBC_TOO" ]; then
   echo "building the static glibc build for comparison..." >&2
   CARGO_BUILD_TARGET=$gnu cargo build --release -q -p cdbmake -p cdbget -p cdbdump
   (cd "$here/rust" && CARGO_BUILD_TARGET=$gnu CARGO_TARGET_DIR=$lookup_target cargo build --release -q)

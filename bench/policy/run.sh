@@ -9,8 +9,8 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/work/tgt/policy}"
 . scripts/lib/target.sh
 echo "== ${CARGO_BUILD_TARGET:-host} build"
 cargo run -q --release -p rgpolicy --example policy_bench
-gnu=x86_64-unknown-linux-gnu
-if [ "${GLIBC:-1}" = 1 ] && [ -n "$RG_TRIPLE_DIR" ] && [ "$RG_TRIPLE_DIR" != "$gnu/" ]; then
+gnu=$RG_GNU
+if [ -n "$RG_GLIBC_TOO" ]; then
   echo "== static glibc build ($gnu), for comparison"
   CARGO_BUILD_TARGET=$gnu cargo run -q --release -p rgpolicy --example policy_bench
 fi

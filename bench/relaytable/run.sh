@@ -21,8 +21,8 @@ cargo build -q --release -p relaycheck -p clearopensmtp
 cargo build -q --release -p rgiptable --example lookupbench
 REL=$CARGO_TARGET_DIR/${RG_TRIPLE_DIR}release
 GREL=""
-gnu=x86_64-unknown-linux-gnu
-if [ "${GLIBC:-1}" = 1 ] && [ -n "$RG_TRIPLE_DIR" ] && [ "$RG_TRIPLE_DIR" != "$gnu/" ]; then
+gnu=$RG_GNU
+if [ -n "$RG_GLIBC_TOO" ]; then
   CARGO_BUILD_TARGET=$gnu cargo build -q --release -p relaycheck -p clearopensmtp
   CARGO_BUILD_TARGET=$gnu cargo build -q --release -p rgiptable --example lookupbench
   GREL=$CARGO_TARGET_DIR/$gnu/release

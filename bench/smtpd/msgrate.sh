@@ -5,7 +5,8 @@
 # round, median of ROUNDS (default 5). Not a test; see README.md.
 #   BIN       directory with the release smtpd and tcpserver (default: build
 #             them for the target scripts/lib/target.sh picks)
-#   GLIBC=1   also build and measure the static glibc build in the same rounds
+#   GLIBC=0   do not also build and measure the static glibc build in the
+#             same rounds (it is measured when the pick is musl)
 #   TCPSERVER tcpserver to use (default ours from BIN; /usr/bin/tcpserver
 #             for ucspi-tcp's)
 #   MSGS      messages per round (default 2000), SESSIONS (10), SIZE (2048)
@@ -23,14 +24,14 @@ W=${W:-/tmp/smtpd-bench}
 tdir=${CARGO_TARGET_DIR:-$top/target}
 
 cd "$top"
+. scripts/lib/target.sh
 if [ -z "${BIN:-}" ]; then
-  . scripts/lib/target.sh
   cargo build -q --release -p smtpd -p tcpserver -p tcprules
   BIN=$tdir/${RG_TRIPLE_DIR}release
 fi
-if [ "${GLIBC:-0}" = 1 ]; then
-  CARGO_BUILD_TARGET=x86_64-unknown-linux-gnu cargo build -q --release -p smtpd -p tcpserver
-  GBIN=$tdir/x86_64-unknown-linux-gnu/release
+if [ -n "$RG_GLIBC_TOO" ]; then
+  CARGO_BUILD_TARGET=$RG_GNU cargo build -q --release -p smtpd -p tcpserver
+  GBIN=$tdir/$RG_GNU/release
 fi
 TCPSERVER=${TCPSERVER:-$BIN/tcpserver}
 echo "relaygate: $BIN ($(file -b "$BIN/smtpd" | cut -d, -f1-2)), tcpserver: $TCPSERVER"

@@ -16,8 +16,8 @@ if [ -z "$SPOOL" ]; then
   . scripts/lib/target.sh
   cargo build -q --release -p spool
   SPOOL=$tdir/${RG_TRIPLE_DIR}release/spool
-  gnu=x86_64-unknown-linux-gnu
-  if [ "${GLIBC:-1}" = 1 ] && [ -n "$RG_TRIPLE_DIR" ] && [ "$RG_TRIPLE_DIR" != "$gnu/" ]; then
+  gnu=$RG_GNU
+  if [ -n "$RG_GLIBC_TOO" ]; then
     CARGO_BUILD_TARGET=$gnu cargo build -q --release -p spool
     GSPOOL=$tdir/$gnu/release/spool
   fi

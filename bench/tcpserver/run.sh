@@ -33,8 +33,8 @@ cd "$root"
 cargo build --release -q -p tcpserver
 OURS=$CARGO_TARGET_DIR/${RG_TRIPLE_DIR}release/tcpserver
 GLIBC_BIN=""
-gnu=x86_64-unknown-linux-gnu
-if [ "${GLIBC:-1}" = 1 ] && [ -n "$RG_TRIPLE_DIR" ] && [ "$RG_TRIPLE_DIR" != "$gnu/" ]; then
+gnu=$RG_GNU
+if [ -n "$RG_GLIBC_TOO" ]; then
   CARGO_BUILD_TARGET=$gnu cargo build --release -q -p tcpserver
   GLIBC_BIN=$CARGO_TARGET_DIR/$gnu/release/tcpserver
 fi

@@ -22,3 +22,12 @@ if [ -z "${CARGO_BUILD_TARGET:-}" ] && [ "$(uname -m)" = x86_64 ] &&
   export CARGO_BUILD_TARGET
 fi
 RG_TRIPLE_DIR=${CARGO_BUILD_TARGET:+$CARGO_BUILD_TARGET/}
+
+# RG_GLIBC_TOO is "yes" when the pick is not glibc and GLIBC is not 0: the
+# benchmarks then also build the static glibc target (RG_GNU) and measure it
+# in the same rounds.
+RG_GNU=x86_64-unknown-linux-gnu
+RG_GLIBC_TOO=
+if [ "${GLIBC:-1}" = 1 ] && [ -n "$RG_TRIPLE_DIR" ] && [ "$RG_TRIPLE_DIR" != "$RG_GNU/" ]; then
+  RG_GLIBC_TOO=yes
+fi
