@@ -26,12 +26,6 @@ fn text(o: &Output) -> String {
     )
 }
 
-/// A self-signed servercert.pem (chain + key) for mx.example.org.
-fn make_cert(control: &Path) {
-    rgtls::make_test_cert(&control.join("servercert.pem"), "mx.example.org")
-        .expect("make a test certificate with openssl");
-}
-
 fn userdb(control: &Path, args: &[&str], input: &str) {
     let out = run_with_input(
         Command::new(bin("userdb"))
@@ -55,21 +49,8 @@ fn accounts(control: &Path) {
 /// tcpserver + smtpd with our checkpassword, a certificate and the
 /// accounts; `env` for smtpd (SMTPS, REQUIREAUTH...).
 fn start(env: &[(&str, &str)]) -> Option<Mx> {
-    for tool in ["tcpserver", "openssl", "python3"] {
-        if !need(tool) {
-            return None;
-        }
-    }
-    let mut setup = Setup {
-        probe: !env.iter().any(|(k, _)| *k == "SMTPS"),
-        ..Setup::default()
-    };
-    for (k, v) in env {
-        setup = setup.env(k, v);
-    }
-    setup.args = vec![bin("checkpassword").display().to_string(), "true".into()];
-    let mx = Mx::start(setup);
-    make_cert(&mx.control);
+    let args = vec![bin("checkpassword").display().to_string(), "true".into()];
+    let mx = start_tls(env, args)?;
     accounts(&mx.control);
     Some(mx)
 }

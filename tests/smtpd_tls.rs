@@ -6,41 +6,25 @@
 #[path = "smtpd_support/mod.rs"]
 mod support;
 
-use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
 use relaygate::{bin, need, run_with_input};
 use support::*;
 
-/// A self-signed servercert.pem (chain + key) for mx.example.org.
-fn make_cert(control: &Path) {
-    rgtls::make_test_cert(&control.join("servercert.pem"), "mx.example.org")
-        .expect("make a test certificate with openssl");
-}
-
+/// [`start_tls`], with a checkpassword that accepts u@example.org/secret
+/// when `auth` (it reads fd 3).
 fn start(env: &[(&str, &str)], auth: bool) -> Option<Mx> {
-    if !need("tcpserver") || !need("openssl") || !need("python3") {
-        return None;
-    }
-    let mut setup = Setup {
-        probe: !env.iter().any(|(k, _)| *k == "SMTPS"),
-        ..Setup::default()
-    };
-    for (k, v) in env {
-        setup = setup.env(k, v);
-    }
-    if auth {
-        setup.args = vec![
+    let args = if auth {
+        vec![
             "sh".into(),
             "-c".into(),
-            // a checkpassword that accepts u/secret: reads fd 3
             "tr '\\0' '\\n' <&3 | { read u; read p; [ \"$u\" = u@example.org ] && [ \"$p\" = secret ]; }".into(),
-        ];
-    }
-    let mx = Mx::start(setup);
-    make_cert(&mx.control);
-    Some(mx)
+        ]
+    } else {
+        Vec::new()
+    };
+    start_tls(env, args)
 }
 
 fn python(mx: &Mx, script: &str) -> (bool, String) {
@@ -55,6 +39,15 @@ fn python(mx: &Mx, script: &str) -> (bool, String) {
         String::from_utf8_lossy(&out.stderr)
     );
     (out.status.success(), text)
+}
+
+/// Run `script`, which must succeed and queue exactly one message; its text.
+fn sent_one(mx: &Mx, script: &str) -> String {
+    let (ok, text) = python(mx, script);
+    assert!(ok, "{text}");
+    let q = mx.queued();
+    assert_eq!(q.len(), 1);
+    String::from_utf8_lossy(&q[0].message).into_owned()
 }
 
 const PRELUDE: &str = r#"
@@ -90,11 +83,7 @@ assert not refused
 s.quit()
 "#
     );
-    let (ok, text) = python(&mx, &script);
-    assert!(ok, "{text}");
-    let q = mx.queued();
-    assert_eq!(q.len(), 1);
-    let m = String::from_utf8_lossy(&q[0].message);
+    let m = sent_one(&mx, &script);
     assert!(
         m.contains("with ESMTPSA (authenticated user u@example.org)"),
         "{m}"
@@ -166,11 +155,7 @@ assert not refused
 s.quit()
 "#
     );
-    let (ok, text) = python(&mx, &script);
-    assert!(ok, "{text}");
-    let q = mx.queued();
-    assert_eq!(q.len(), 1);
-    assert!(String::from_utf8_lossy(&q[0].message).contains("with ESMTPS;"));
+    assert!(sent_one(&mx, &script).contains("with ESMTPS;"));
 }
 
 #[test]

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 static TOKEN: AtomicUsize = AtomicUsize::new(0);
 
-use relaygate::{bin, connect_from, free_port, have, wait_port, Server, TempDir};
+use relaygate::{bin, connect_from, free_port, have, need, wait_port, Server, TempDir};
 
 /// LOCAL, BACKUP and ME of relay-cases.md.
 pub const LOCAL: &str = "example.org";
@@ -392,4 +392,33 @@ impl Client {
 /// The three-digit code of a reply.
 pub fn code(r: &str) -> &str {
     r.get(..3).unwrap_or("")
+}
+
+/// A self-signed servercert.pem (chain + key) for mx.example.org in `control`.
+pub fn make_cert(control: &Path) {
+    rgtls::make_test_cert(&control.join("servercert.pem"), "mx.example.org")
+        .expect("make a test certificate with openssl");
+}
+
+/// tcpserver + smtpd with a certificate: `env` for smtpd (SMTPS,
+/// REQUIREAUTH...), `args` after smtpd (a checkpassword, or none). An SMTPS
+/// server gets no plaintext readiness probe. None when a tool is missing
+/// (a failure under CI, see `need`).
+pub fn start_tls(env: &[(&str, &str)], args: Vec<String>) -> Option<Mx> {
+    for tool in ["tcpserver", "openssl", "python3"] {
+        if !need(tool) {
+            return None;
+        }
+    }
+    let mut setup = Setup {
+        probe: !env.iter().any(|(k, _)| *k == "SMTPS"),
+        args,
+        ..Setup::default()
+    };
+    for (k, v) in env {
+        setup = setup.env(k, v);
+    }
+    let mx = Mx::start(setup);
+    make_cert(&mx.control);
+    Some(mx)
 }
