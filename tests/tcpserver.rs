@@ -15,20 +15,38 @@ use relaygate::{bin, connect_from, free_port, need, run, Server, TempDir};
 /// probe connection would run the program and disturb the counts).
 fn wait_listening(host: &str, port: u16, server: &mut Server) {
     let end = Instant::now() + Duration::from_secs(20);
-    let addr = if host.contains(':') {
-        format!("[{host}]:{port}")
-    } else {
-        format!("{host}:{port}")
-    };
     while Instant::now() < end {
-        if TcpListener::bind(&addr).is_err() {
+        if listening(port) {
             return;
         }
         if let Some(code) = server.wait_exit(Duration::from_millis(20)) {
             panic!("server exited with {code}: {}", server.log());
         }
     }
-    panic!("server not listening on {addr}: {}", server.log());
+    panic!(
+        "server not listening on {host} port {port}: {}",
+        server.log()
+    );
+}
+
+/// Is a socket in LISTEN state on `port` (any address, IPv4 or IPv6)? Read
+/// from /proc/net/tcp{,6}: probing with bind() would see the port taken
+/// between the server's bind and its listen (a refused connect follows),
+/// and could itself make the server's bind fail; probing with connect()
+/// would hand the server a connection the test did not ask for.
+fn listening(port: u16) -> bool {
+    let want = format!(":{port:04X}");
+    ["/proc/net/tcp", "/proc/net/tcp6"].iter().any(|table| {
+        std::fs::read_to_string(table)
+            .unwrap_or_default()
+            .lines()
+            .skip(1)
+            .any(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                // f[1] local address:port, f[3] state (0A = LISTEN)
+                f.len() > 3 && f[1].ends_with(&want) && f[3] == "0A"
+            })
+    })
 }
 
 struct Srv {
