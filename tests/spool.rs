@@ -396,7 +396,17 @@ fn list_prints_one_escaped_line_per_message_oldest_first() {
     let o = spool_run(t.path(), &["-l"]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     let text = String::from_utf8(o.stdout).expect("listing is ASCII");
-    let lines: Vec<&str> = text.lines().collect();
+    let lines: Vec<&str> = text.lines().filter(|l| !l.starts_with(' ')).collect();
+    let states: Vec<&str> = text.lines().filter(|l| l.starts_with(' ')).collect();
+    assert_eq!(
+        states,
+        [
+            "  <c@d> pending attempts=0 next=0",
+            "  <e@f> pending attempts=0 next=0",
+            "  <\\x1b[2J\\x20evil> pending attempts=0 next=0"
+        ],
+        "never tried: pending, due now"
+    );
     let ids: Vec<String> = rgspool::list(t.path())
         .unwrap()
         .iter()

@@ -8,7 +8,8 @@
 # bench/smtpd/README.md). So: x86_64-unknown-linux-musl when its Rust
 # standard library (rustup target add x86_64-unknown-linux-musl) and
 # musl-gcc (Debian's musl-tools, for ring's C code) are installed; else the
-# host target, which .cargo/config.toml links statically against glibc.
+# host target x86_64-unknown-linux-gnu, linked statically against glibc
+# (crt-static, set below for that target only).
 # A CARGO_BUILD_TARGET already set wins.
 #
 # Sets CARGO_BUILD_TARGET (exported) when it picks musl, and RG_TRIPLE_DIR:
@@ -21,6 +22,16 @@ if [ -z "${CARGO_BUILD_TARGET:-}" ] && [ "$(uname -m)" = x86_64 ] &&
   CARGO_BUILD_TARGET=x86_64-unknown-linux-musl
   export CARGO_BUILD_TARGET
 fi
+# Without musl, the static glibc build: the target is named explicitly, so
+# that crt-static applies to the programs only and not to build scripts and
+# proc-macros (which cannot be built static; hickory-proto's dependencies
+# have some). A plain `cargo build` without these gives dynamic glibc.
+if [ -z "${CARGO_BUILD_TARGET:-}" ] && [ "$(uname -m)" = x86_64 ] && [ "$(uname -s)" = Linux ]; then
+  CARGO_BUILD_TARGET=x86_64-unknown-linux-gnu
+  export CARGO_BUILD_TARGET
+fi
+CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUSTFLAGS=${CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUSTFLAGS:-"-C target-feature=+crt-static"}
+export CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUSTFLAGS
 RG_TRIPLE_DIR=${CARGO_BUILD_TARGET:+$CARGO_BUILD_TARGET/}
 
 # RG_GLIBC_TOO is "yes" when the pick is not glibc and GLIBC is not 0: the

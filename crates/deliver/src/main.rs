@@ -1,5 +1,29 @@
-//! deliver: being written (see docs/DELIVERY.md).
+//! deliver [-1]: the queue manager; see deliver(8).
+#![forbid(unsafe_code)]
+
+use rgcore::diag::{die, usage};
+use rgcore::paths;
+
+const PROG: &str = "deliver";
+
 fn main() {
-    eprintln!("deliver: fatal: not built yet");
-    std::process::exit(111);
+    let mut once = false;
+    for a in std::env::args().skip(1) {
+        match a.as_str() {
+            "-1" => once = true,
+            "--version" => {
+                println!("{PROG} {}", env!("CARGO_PKG_VERSION"));
+                return;
+            }
+            _ => usage(PROG, "[-1]"),
+        }
+    }
+    let opts = deliver::Options {
+        spooldir: paths::spooldir(),
+        controldir: paths::controldir(),
+        once,
+    };
+    if let Err(f) = deliver::run(opts) {
+        die(PROG, &f);
+    }
 }

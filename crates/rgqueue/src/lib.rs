@@ -5,3 +5,6 @@
 #![forbid(unsafe_code)]
 
 pub mod dsn;
+pub mod route;
+pub mod schedule;
+pub mod state;

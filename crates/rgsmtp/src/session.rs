@@ -540,7 +540,11 @@ impl<E: Env> Session<E> {
         match outcome {
             QueueOutcome::Ok(id) => {
                 self.logf(&format!("event=message result=accepted {id}"));
-                self.reply("250 2.0.0 ok");
+                // the spool id, as logged, lets a client's report be traced
+                match id.strip_prefix("id=") {
+                    Some(_) => self.reply(&format!("250 2.0.0 ok {id}")),
+                    None => self.reply("250 2.0.0 ok"),
+                }
             }
             QueueOutcome::Temp(why) => {
                 self.logf(&format!("event=message result=tempfail {why}"));

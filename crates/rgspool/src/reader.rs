@@ -2,8 +2,9 @@
 //! is `InvalidData`, never a panic.
 
 use std::fs::{self, File};
-use std::io::{self, ErrorKind};
+use std::io::{self, ErrorKind, Read};
 use std::os::unix::fs::FileExt;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use crate::envelope::parse_envelope;
@@ -43,9 +44,25 @@ fn bad_envelope(e: crate::QueueError) -> io::Error {
     invalid(&format!("envelope: {}", e.msg))
 }
 
+/// Open a file that must be a regular one. O_NONBLOCK, so that a FIFO or
+/// device someone put in `new/` is refused at once instead of blocking
+/// the reader (`deliver`, `spool -l`) forever.
+fn open_regular(path: &Path) -> io::Result<File> {
+    let f = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)?;
+    if !f.metadata()?.is_file() {
+        return Err(invalid("not a regular file"));
+    }
+    Ok(f)
+}
+
 /// Read and check one spool file.
 pub fn read(path: &Path) -> io::Result<Spooled> {
-    parse(id_of(path), fs::read(path)?)
+    let mut bytes = Vec::new();
+    open_regular(path)?.read_to_end(&mut bytes)?;
+    parse(id_of(path), bytes)
 }
 
 /// Check the bytes of a whole spool file and split them (what [`read`]
@@ -71,7 +88,7 @@ pub fn parse(id: String, bytes: Vec<u8>) -> io::Result<Spooled> {
 
 /// Read and check one file's header and envelope only (two preads).
 pub fn read_meta(path: &Path) -> io::Result<Meta> {
-    let f = File::open(path)?;
+    let f = open_regular(path)?;
     let size = f.metadata()?.len();
     let mut h = [0u8; HEADER_LEN];
     f.read_exact_at(&mut h, 0).map_err(|e| match e.kind() {

@@ -160,6 +160,20 @@ impl SpoolWriter {
         Ok(id)
     }
 
+    /// Like [`SpoolWriter::commit`], under a name the caller chose, which
+    /// replaces any file of that name in `new/`: `deliver` writes a DSN
+    /// under a name derived from its message, so that writing it again
+    /// after a crash replaces the first copy instead of adding a second.
+    pub fn commit_named(mut self, envelope: &[u8], id: &str) -> Result<String, QueueError> {
+        if id.is_empty() || id.starts_with('.') || id.contains('/') {
+            return Err(QueueError::new(code::BUG, "bad spool file name"));
+        }
+        parse_envelope(envelope)?;
+        drop(self.finish_file(envelope)?);
+        self.publish(id)?;
+        Ok(id.to_string())
+    }
+
     /// Write out the rest of the file and make it durable.
     fn finish_file(&mut self, envelope: &[u8]) -> Result<File, QueueError> {
         let Some(mut out) = self.out.take() else {

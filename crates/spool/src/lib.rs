@@ -152,7 +152,8 @@ fn angle(addr: &[u8]) -> String {
 }
 
 /// One line per message, oldest first: `ID SIZE <sender> <rcpt>...`, every
-/// field escaped (no spaces, no controls). Unreadable files are reported
+/// field escaped (no spaces, no controls), then its recipients' delivery
+/// state, one indented line each. Unreadable files are reported
 /// on stderr and make the exit code 111; the others are still listed.
 pub fn list(spooldir: &Path, out: &mut impl Write) -> Result<i32, Failure> {
     let paths = rgspool::list(spooldir)
@@ -186,10 +187,42 @@ pub fn list(spooldir: &Path, out: &mut impl Write) -> Result<i32, Failure> {
             line.push_str(&angle(r));
         }
         line.push('\n');
+        line.push_str(&delivery_lines(spooldir, &m));
         out.write_all(line.as_bytes())
             .map_err(|e| Failure::io("write output", &e))?;
     }
     Ok(code)
+}
+
+/// One indented line per recipient with its delivery state (deliver's
+/// `info/ID`; a message without one was never tried: pending, due now):
+/// `  <rcpt> STATUS attempts=N next=UNIXTIME reply="..."`.
+fn delivery_lines(spooldir: &Path, m: &rgspool::Meta) -> String {
+    let n = m.recipients.len();
+    let path = spooldir.join("info").join(&m.id);
+    let state = rgqueue::state::State::read(&path, n).ok().flatten();
+    let state = state.unwrap_or_else(|| rgqueue::state::State::fresh(0, n));
+    let mut out = String::new();
+    for (r, st) in m.recipients.iter().zip(&state.rcpts) {
+        out.push_str(&format!(
+            "  {} {} attempts={}",
+            angle(r),
+            st.status.word(),
+            st.attempts
+        ));
+        if st.status == rgqueue::state::Status::Pending {
+            out.push_str(&format!(" next={}", st.next));
+        }
+        if st.reply != "-" {
+            out.push_str(&format!(
+                " host={} reply=\"{}\"",
+                st.host,
+                st.reply.replace('"', "'")
+            ));
+        }
+        out.push('\n');
+    }
+    out
 }
 
 fn open_failure(arg: &str, e: &io::Error) -> Failure {
