@@ -301,6 +301,7 @@ fn notification(b: &Bounce) -> String {
         "I'm sorry to have to inform you that your message could not be delivered to \
          one or more recipients. This is a permanent error; I've given up. The \
          recipients and the replies that decided are below; your message is attached.",
+        0,
         "",
     );
     t += "\n\n";
@@ -308,13 +309,14 @@ fn notification(b: &Bounce) -> String {
         t += &wrap(
             "The message had a null envelope sender (it was itself a bounce), so this \
              report goes to the postmaster instead.",
+            0,
             "",
         );
         t += "\n\n";
     }
     t += &format!("The message's queue id is {}.\n", clean(b.id));
     for f in b.failed {
-        t += &format!("\n{}\n", wrap(&explanation(f), "    "));
+        t += &format!("\n{}\n", wrap(&explanation(f), 0, "    "));
     }
     t
 }
@@ -359,8 +361,8 @@ fn delivery_status(b: &Bounce) -> String {
 
 /// `Name: value\n`, the value cleaned and folded.
 fn field(name: &str, value: &str) -> String {
-    let line = format!("{name}: {}", clean(value));
-    let mut out = wrap(&line, " ");
+    let mut out = format!("{name}: ");
+    out += &wrap(&clean(value), out.len(), " ");
     out.push('\n');
     out
 }
@@ -392,13 +394,15 @@ fn clean_bytes(s: &[u8]) -> String {
 }
 
 /// Breaks `text` (single spaces between words) into lines of at most
-/// [`FOLD_AT`] columns where the words allow; lines after the first start
-/// with `indent` in place of the space they were broken at. With `indent`
-/// " " this is RFC 5322 folding: unfolding gives the text back. Nothing is
+/// [`FOLD_AT`] columns where the words allow, the first line starting at
+/// column `start`; lines after the first start with `indent` in place of
+/// the space they were broken at. With `indent` " " this is RFC 5322
+/// folding: unfolding gives the text back. The first word always stays on
+/// the first line (a header's value starts beside its name), and nothing is
 /// broken before the first word of a line, so no line is all whitespace.
-fn wrap(text: &str, indent: &str) -> String {
+fn wrap(text: &str, start: usize, indent: &str) -> String {
     let mut out = String::new();
-    let mut col = 0;
+    let mut col = start;
     for (i, word) in text.split(' ').enumerate() {
         if i > 0 && col + 1 + word.len() > FOLD_AT && col > indent.len() {
             out.push('\n');
@@ -782,6 +786,28 @@ mod tests {
         assert!(
             !text(&p.parts[1].1).contains("X-Relaygate-Sender"),
             "no sender to name"
+        );
+    }
+
+    #[test]
+    fn a_value_starts_beside_its_name() {
+        let f = [failed(b"a@example.com", "550 no", "mx")];
+        let mut b = bounce(&f, ORIGINAL);
+        b.id = "1795989300.706583153.10028338";
+        b.me = "a-rather-long-host-name.example.org";
+        let p = parse(&build(&b));
+        let mid = p
+            .headers
+            .lines()
+            .find(|l| l.starts_with("Message-ID:"))
+            .expect("Message-ID");
+        assert!(
+            mid.starts_with("Message-ID: <1795989300.706583153.10028338."),
+            "{mid}"
+        );
+        assert!(
+            mid.ends_with(".dsn@a-rather-long-host-name.example.org>"),
+            "{mid}"
         );
     }
 
