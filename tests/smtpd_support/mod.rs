@@ -48,6 +48,8 @@ pub struct Setup {
     pub probe: bool,
     /// Address to listen on (`::1` needs our tcpserver).
     pub host: String,
+    /// Port to listen on; None: a free one.
+    pub port: Option<u16>,
 }
 
 impl Default for Setup {
@@ -66,6 +68,7 @@ impl Default for Setup {
             no_rcpthosts: false,
             probe: true,
             host: "127.0.0.1".into(),
+            port: None,
         }
     }
 }
@@ -81,6 +84,11 @@ impl Setup {
     }
     pub fn rules(mut self, r: &str) -> Self {
         self.rules = r.into();
+        self
+    }
+    /// Listen on this port (e.g. 25 for an MX host), not a free one.
+    pub fn port(mut self, port: u16) -> Self {
+        self.port = Some(port);
         self
     }
 }
@@ -153,7 +161,7 @@ impl Mx {
         let mut attempt = 0;
         let (server, addr) = loop {
             attempt += 1;
-            let port = free_port();
+            let port = setup.port.unwrap_or_else(free_port);
             let addr = if setup.host.contains(':') {
                 format!("[{}]:{port}", setup.host)
             } else {

@@ -151,7 +151,7 @@ impl Queue {
         let n = meta.recipients.len();
         let state = match State::read(&self.info_path(id), n) {
             Ok(Some(s)) => s,
-            Ok(None) => State::fresh(id_time(id).unwrap_or_else(now), n),
+            Ok(None) => State::fresh(self.queued_at(id), n),
             Err(e) => {
                 log::warn(&format!(
                     "id={id} skipped for now: unable to read its state: {e}"
@@ -177,6 +177,22 @@ impl Queue {
             },
         );
         self.due.push(Reverse((first, id.to_string())));
+    }
+
+    /// When `new/ID` was queued: the time in a writer's id; a DSN
+    /// (`ID.bN`) carries its message's id, so its own file time counts.
+    fn queued_at(&self, id: &str) -> u64 {
+        let file_time = || {
+            fs::metadata(self.new_path(id))
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map_or_else(now, |d| d.as_secs())
+        };
+        match id_time(id) {
+            Some(t) if id.split('.').count() == 3 => t,
+            _ => file_time(),
+        }
     }
 
     /// Record one recipient's result.
