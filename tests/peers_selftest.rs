@@ -86,13 +86,17 @@ fn postfix_stores_what_it_accepts_and_refuses_listed_recipients() {
     let Some(pf) = Postfix::start(&tmp, opts) else {
         return;
     };
-    let to = "joe@relay.test,bad@relay.test,later@relay.test,ann@relay.test";
+    let to = "joe@relay.test,bad@relay.test,later@relay.test,x@elsewhere.test,ann@relay.test";
     let t = swaks(
         &tmp,
         &["--server", &pf.addr, "--from", "s@src.test", "--to", to],
     );
     assert!(t.contains("550 5.1.1 <bad@relay.test>"), "{t}");
     assert!(t.contains("450 4.2.1 <later@relay.test>"), "{t}");
+    assert!(
+        t.contains("554 5.7.1 <x@elsewhere.test>: Relay access denied"),
+        "{t}"
+    );
     assert!(t.contains("250 2.0.0 Ok: queued"), "{t}");
     let t = swaks(
         &tmp,

@@ -30,7 +30,8 @@ pub struct PostfixOpts {
     pub ip: Option<String>,
     /// `myhostname`: the greeting and the `Received:` header name it.
     pub hostname: String,
-    /// The domains it accepts mail for (any local part).
+    /// The domains it accepts mail for (any local part); a recipient in
+    /// any other domain is refused with `554 5.7.1 ... Relay access denied`.
     pub domains: Vec<String>,
     /// A certificate for STARTTLS (offered when set).
     pub tls: Option<Issued>,
@@ -328,11 +329,13 @@ fn tls_cf(opts: &PostfixOpts) -> String {
     )
 }
 
+/// Only the `domains` are accepted (others: `554 5.7.1 Relay access
+/// denied`), listed rejects first, then AUTH when required.
 fn restrictions_cf(d: &str, opts: &PostfixOpts) -> String {
     let reject = format!("check_recipient_access texthash:{d}/etc/reject");
     if opts.auth.is_empty() {
         return format!(
-            "smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination\n\
+            "smtpd_relay_restrictions = reject_unauth_destination\n\
              smtpd_recipient_restrictions = {reject}\n"
         );
     }
