@@ -698,3 +698,71 @@ fn exit_codes() {
         "{r:?}"
     );
 }
+
+/// A peer that offers STARTTLS and answers the handshake with plain text
+/// (a broken TLS setup), then takes mail in plain text: serves two
+/// connections; returns what DATA carried.
+fn tls_breaker() -> (std::thread::JoinHandle<Vec<String>>, u16) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let h = std::thread::spawn(move || {
+        let mut got = Vec::new();
+        for _ in 0..2 {
+            let Ok((s, _)) = l.accept() else { break };
+            s.set_read_timeout(Some(Duration::from_secs(20))).ok();
+            let mut w = s.try_clone().unwrap();
+            let mut r = BufReader::new(s);
+            let _ = w.write_all(b"220 breaker\r\n");
+            let mut line = String::new();
+            while r.read_line(&mut line).unwrap_or(0) > 0 {
+                let cmd = line.to_ascii_uppercase();
+                line.clear();
+                if cmd.starts_with("STARTTLS") {
+                    let _ = w.write_all(b"220 go ahead\r\nthis is not TLS\r\n");
+                    break;
+                } else if cmd.starts_with("DATA") {
+                    let _ = w.write_all(b"354 go\r\n");
+                    let mut body = String::new();
+                    while r.read_line(&mut line).unwrap_or(0) > 0 && line != ".\r\n" {
+                        body.push_str(&line);
+                        line.clear();
+                    }
+                    line.clear();
+                    got.push(body);
+                    let _ = w.write_all(b"250 plain ok\r\n");
+                } else if cmd.starts_with("QUIT") {
+                    let _ = w.write_all(b"221 bye\r\n");
+                    break;
+                } else if cmd.starts_with("EHLO") {
+                    let _ = w.write_all(b"250-breaker\r\n250 STARTTLS\r\n");
+                } else {
+                    let _ = w.write_all(b"250 ok\r\n");
+                }
+            }
+        }
+        got
+    });
+    (h, port)
+}
+
+#[test]
+fn failed_opportunistic_handshake_retries_without_tls() {
+    let tmp = TempDir::new("remote-tlsretry");
+    let ctl = controls(&tmp, &[]);
+    let (h, port) = tls_breaker();
+    let p = port.to_string();
+    let r = remote(
+        &ctl,
+        &[],
+        &["-p", &p, "127.0.0.1", "s@s.test", "a@r.test"],
+        b"hi\n",
+    );
+    assert_eq!((r.code, r.status(0).as_str()), (0, "ok"), "{r:?}");
+    assert_eq!(r.reply(0), "250 plain ok");
+    assert!(
+        r.stderr
+            .contains("remote: warning: host=127.0.0.1 ip=127.0.0.1 TLS handshake failed"),
+        "{r:?}"
+    );
+    assert_eq!(h.join().unwrap(), vec!["hi\r\n".to_string()]);
+}

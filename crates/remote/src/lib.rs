@@ -269,7 +269,14 @@ impl Attempt<'_> {
             TlsPolicy::Opportunistic
         };
         match self.connect_and_talk(host, ip, policy, sender, rcpts) {
-            Outcome::TlsFailed(_) => self.connect_and_talk(host, ip, TlsPolicy::Off, sender, rcpts),
+            Outcome::TlsFailed(e) => {
+                let msg = format!(
+                    "host={host} ip={} {e}; trying again without TLS",
+                    rgcore::ip::canonical(ip)
+                );
+                rgcore::diag::warn("remote", &msg);
+                self.connect_and_talk(host, ip, TlsPolicy::Off, sender, rcpts)
+            }
             other => other,
         }
     }
