@@ -3,8 +3,8 @@
 //!
 //! Owns no state. Reports (1) every `X.cdb` older than its text file `X`, and
 //! text files whose cdb is missing where only the cdb is read; (2) the
-//! relay-relevant control files: present or absent, how many entries, what
-//! absence means; (3) the tcprules entries in `tcp.smtp.cdb` that set
+//! relay-relevant control files: present or absent, how many entries (for
+//! users.cdb: accounts, not records), what absence means; (3) the tcprules entries in `tcp.smtp.cdb` that set
 //! `RELAYCLIENT`. Stale files make the exit code 100.
 #![forbid(unsafe_code)]
 
@@ -12,7 +12,7 @@ use std::fs;
 use std::io;
 use std::path::Path;
 
-use rgcdb::Cdb;
+use rgcdb::{Cdb, FileSource};
 use rgcore::control::{mtime, parse_lines};
 use rgcore::diag::{describe_io, printable_bytes};
 use rgcore::{exit, Failure};
@@ -63,12 +63,19 @@ fn text_entries(dir: &Path, name: &str) -> Result<Option<usize>, Failure> {
     Ok(rgcore::control::read_raw(dir, name)?.map(|b| parse_lines(&b).len()))
 }
 
+/// The cdb `name` in `dir`, `None` when absent (three-state).
+fn open_cdb(dir: &Path, name: &str) -> Result<Option<Cdb<FileSource>>, Failure> {
+    match Cdb::open(&dir.join(name)) {
+        Ok(c) => Ok(Some(c)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(unable(&format!("read {name}"), &e)),
+    }
+}
+
 /// Records of a cdb, `None` when absent; a corrupt cdb is an error.
 fn cdb_records(dir: &Path, name: &str) -> Result<Option<usize>, Failure> {
-    let cdb = match Cdb::open(&dir.join(name)) {
-        Ok(c) => c,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(unable(&format!("read {name}"), &e)),
+    let Some(cdb) = open_cdb(dir, name)? else {
+        return Ok(None);
     };
     let mut n = 0;
     for r in cdb.iter() {
@@ -76,6 +83,26 @@ fn cdb_records(dir: &Path, name: &str) -> Result<Option<usize>, Failure> {
         n += 1;
     }
     Ok(Some(n))
+}
+
+/// Accounts and domains in `users.cdb`, `None` when absent. Besides one
+/// record per account, userdb writes one `@domain` key per domain (users(5)),
+/// so counting records would overstate the accounts.
+fn users_accounts(dir: &Path) -> Result<Option<(usize, usize)>, Failure> {
+    let name = "users.cdb";
+    let Some(cdb) = open_cdb(dir, name)? else {
+        return Ok(None);
+    };
+    let (mut accounts, mut domains) = (0, 0);
+    for rec in cdb.iter() {
+        let (k, _) = rec.map_err(|e| unable(&format!("read {name}"), &e))?;
+        if k.first() == Some(&b'@') {
+            domains += 1;
+        } else {
+            accounts += 1;
+        }
+    }
+    Ok(Some((accounts, domains)))
 }
 
 /// The program that rebuilds `X.cdb` from `X`.
@@ -180,8 +207,10 @@ fn relay_state(dir: &Path, r: &mut Report) -> Result<(), Failure> {
             None => r.say(format!("{name}: absent: none")),
         }
     }
-    match cdb_records(dir, "users.cdb")? {
-        Some(n) => r.say(format!("users.cdb: {n} records: SMTP AUTH users may relay")),
+    match users_accounts(dir)? {
+        Some((accounts, domains)) => r.say(format!(
+            "users.cdb: {accounts} accounts in {domains} domains: SMTP AUTH users may relay"
+        )),
         None => r.say("users.cdb: absent: no SMTP AUTH accounts".to_string()),
     }
     relayclient_rules(dir, r)
@@ -190,13 +219,9 @@ fn relay_state(dir: &Path, r: &mut Report) -> Result<(), Failure> {
 /// tcprules entries in `tcp.smtp.cdb` that allow and set `RELAYCLIENT`.
 fn relayclient_rules(dir: &Path, r: &mut Report) -> Result<(), Failure> {
     let name = "tcp.smtp.cdb";
-    let cdb = match Cdb::open(&dir.join(name)) {
-        Ok(c) => c,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            r.say(format!("{name}: absent: no tcpserver rules here"));
-            return Ok(());
-        }
-        Err(e) => return Err(unable(&format!("read {name}"), &e)),
+    let Some(cdb) = open_cdb(dir, name)? else {
+        r.say(format!("{name}: absent: no tcpserver rules here"));
+        return Ok(());
     };
     let mut keys = Vec::new();
     for rec in cdb.iter() {
@@ -309,6 +334,27 @@ mod tests {
         let t = audit(&d).unwrap().text();
         assert!(
             t.contains("tcp.smtp.cdb: RELAYCLIENT set for: 127.0.0.1\n"),
+            "{t}"
+        );
+        fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn users_cdb_counts_accounts_not_domain_keys() {
+        let d = dir("users");
+        cdb(
+            &d.join("users.cdb"),
+            &[
+                (b"joe@example.org", b"+$6$x$y::"),
+                (b"ann@example.org", b"-$6$x$y::"),
+                (b"bob@example.net", b"+$6$x$y::"),
+                (b"@example.org", b""),
+                (b"@example.net", b""),
+            ],
+        );
+        let t = audit(&d).unwrap().text();
+        assert!(
+            t.contains("users.cdb: 3 accounts in 2 domains: SMTP AUTH users may relay\n"),
             "{t}"
         );
         fs::remove_dir_all(&d).unwrap();
