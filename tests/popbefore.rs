@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, SystemTime};
 
-use relaygate::{bin, run_with_input, TempDir};
+use relaygate::{bin, run_with_input, Server, TempDir};
 
 #[path = "dovecot/mod.rs"]
 mod dovecot;
@@ -680,8 +680,10 @@ fn pop_and_imap_logins_through_dovecot_open_smtp_relaying_for_that_address_only(
         mx.server.log()
     );
     assert_eq!(mx.queued_rcpts(), [foreign]);
-    let log = mx.log_with("rule=relayclient-env");
-    assert!(log.contains("rule=relayclient-env"), "{log}");
+    // the log names the grant and its user (issue 10, item 5)
+    let granted = "rule=relaytable user=joe@example.org";
+    let log = mx.log_with(granted);
+    assert!(log.contains(granted), "{log}");
     refused("127.0.0.6");
 
     // an IMAP login from 127.0.0.6 does the same for 127.0.0.6
@@ -762,4 +764,232 @@ fn ipv6_clients_relay_after_a_login_from_the_same_address() {
     }
     // one IPv6 loopback address only: no "other client" here
     relay_through("pb-ipv6-chain", Supervisor::Ours, "::1", "::1", None);
+}
+
+// ---- the shipped Dovecot example on stock Debian Dovecot, with the
+// privilege layout of docs/SECURITY.md ----
+
+/// uid of `user` / gid of `group`, through the system's databases.
+fn getent_id(db: &str, name: &str) -> u32 {
+    let out = Command::new("getent").args([db, name]).output().unwrap();
+    let line = String::from_utf8_lossy(&out.stdout).into_owned();
+    let id = line.split(':').nth(2).and_then(|f| f.trim().parse().ok());
+    id.unwrap_or_else(|| panic!("no {db} entry {name:?}: {line:?}"))
+}
+
+/// chown `path` to `uid:gid` and chmod it.
+fn own(path: &Path, uid: u32, gid: u32, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::os::unix::fs::chown(path, Some(uid), Some(gid)).unwrap();
+    fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
+}
+
+/// The SMTP service of scripts/service/smtp/run on 127.0.0.1: our
+/// tcpserver binds as root and runs relaycheck, smtpd and checkpassword as
+/// `uid` with the only group `gid` (-u/-g). The token in the greeting
+/// proves the server that answers is this one.
+fn start_smtp_as(t: &Tables, control: &Path, spool: &Path, uid: u32, gid: u32) -> (Server, String) {
+    for attempt in 0..5 {
+        let token = format!("pbx{}x{attempt}", std::process::id());
+        fs::write(
+            control.join("smtpgreeting"),
+            format!("mx.example.org {token}\n"),
+        )
+        .unwrap();
+        let port = relaygate::free_port();
+        let mut cmd = Command::new(bin("tcpserver"));
+        cmd.args(["-v", "-H", "-R", "-X", "-x"])
+            .arg(control.join("tcp.smtp.cdb"))
+            .args(["-c", "10", "-b", "10"])
+            .args(["-u", &uid.to_string(), "-g", &gid.to_string()])
+            .args(["127.0.0.1", &port.to_string()])
+            .arg(bin("relaycheck"))
+            .arg(bin("smtpd"))
+            .arg(bin("checkpassword"))
+            .arg("/bin/true")
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .env("CONTROLDIR", control)
+            .env("SPOOLDIR", spool)
+            .env("RELAYDIR", t.relay())
+            .env("DENYDIR", t.deny());
+        let log = t.tmp.join(format!("smtp{attempt}.log"));
+        let server = Server::start(cmd, &log);
+        let addr = format!("127.0.0.1:{port}");
+        relaygate::wait_port(&addr, Duration::from_secs(20));
+        let mut c = Client::connect("127.0.0.1", &addr);
+        if c.reply().contains(&token) {
+            return (server, addr);
+        }
+    }
+    panic!("the SMTP service did not start on a port of its own");
+}
+
+/// One transaction from `src` to `rcpt` through the server at `addr`, with
+/// a message when the RCPT is accepted (whose end of data must get 250):
+/// the RCPT reply.
+fn send_via(addr: &str, src: &str, rcpt: &str) -> String {
+    let mut c = Client::connect(src, addr);
+    assert!(c.reply().starts_with("220 "));
+    assert!(c.cmd("EHLO client.test").starts_with("250"));
+    assert!(c.cmd("MAIL FROM:<joe@example.org>").starts_with("250"));
+    let r = c.cmd(&format!("RCPT TO:<{rcpt}>"));
+    if r.starts_with("250") {
+        let end = c.data("Subject: relayed\r\n\r\nbody");
+        assert!(end.starts_with("250"), "end of data: {end}");
+    }
+    c.cmd("QUIT");
+    r
+}
+
+/// Recipients of every message in `spool`.
+fn spooled_rcpts(spool: &Path) -> Vec<String> {
+    let mut v = Vec::new();
+    for p in rgspool::list(spool).unwrap_or_default() {
+        let m = rgspool::read(&p).expect("read spooled message");
+        v.extend(
+            m.recipients
+                .iter()
+                .map(|r| String::from_utf8_lossy(r).into_owned()),
+        );
+    }
+    v
+}
+
+#[test]
+fn shipped_dovecot_example_on_stock_debian_gives_mail_access_and_relaying() {
+    if !relaygate::need("python3") || !dovecot::available() {
+        return;
+    }
+    for prog in [
+        "checkpassword",
+        "relayallow",
+        "relaycheck",
+        "smtpd",
+        "tcpserver",
+        "userdb",
+    ] {
+        bin(prog); // panics with a hint when not built
+    }
+    let t = Tables::new("pb-example");
+    let control = t.tmp.join("control");
+    fs::create_dir(&control).unwrap();
+    let add = relaygate::run(
+        &bin("userdb"),
+        ["add", "joe@example.org"],
+        &[("CONTROLDIR", control.to_str().unwrap())],
+        b"pop-secret\n",
+    );
+    assert!(add.status.success(), "userdb add: {}", stderr(&add));
+    fs::write(control.join("me"), "mx.example.org\n").unwrap();
+    fs::write(control.join("rcpthosts"), "example.org\n").unwrap();
+
+    // the layout of docs/SECURITY.md; "nobody" stands for the relaygate
+    // user (the smtpd side), which is only ever uid + the group relaygate
+    dovecot::ensure_group(dovecot::EXAMPLE_GROUP);
+    let group = getent_id("group", dovecot::EXAMPLE_GROUP);
+    let smtpd_uid = getent_id("passwd", "nobody");
+    let auth_uid = getent_id("passwd", "dovecot");
+    own(&control, 0, group, 0o750);
+    own(&control.join("users.cdb"), 0, group, 0o640);
+    own(&t.relay(), auth_uid, group, 0o750);
+    own(&t.deny(), smtpd_uid, group, 0o700);
+    let spool = t.tmp.join("spool");
+    for d in ["", "tmp", "new"] {
+        fs::create_dir_all(spool.join(d)).unwrap();
+        own(&spool.join(d), smtpd_uid, group, 0o700);
+    }
+
+    let Some(dovecot) =
+        dovecot::Dovecot::start_example(&t.tmp, &control, &t.relay(), &["relayallow"])
+    else {
+        return;
+    };
+    dovecot.lmtp_deliver(
+        "joe@example.org",
+        "From: <sender@elsewhere.test>\r\nSubject: waiting for joe\r\n\r\nhello\r\n",
+    );
+    let (smtp, addr) = start_smtp_as(&t, &control, &spool, smtpd_uid, group);
+    let foreign = "friend@elsewhere.test";
+    let refused = |src: &str| {
+        let r = send_via(&addr, src, foreign);
+        assert!(r.starts_with("553 5.7.1"), "{src} must not relay: {r}");
+    };
+
+    // nobody relays before a login
+    refused("127.0.0.5");
+    refused("127.0.0.6");
+
+    // POP3 from 127.0.0.5: mail access works and lists the message, and
+    // the login lets 127.0.0.5 relay through relaycheck + smtpd
+    let pop = dovecot.pop3_mailbox_from("127.0.0.5", "joe@example.org", "pop-secret");
+    assert!(
+        pop.starts_with("stat 1 ") && pop.contains("top Subject: waiting for joe"),
+        "POP3 mailbox: {pop}\ndovecot log:\n{}",
+        dovecot.log()
+    );
+    assert_eq!(t.names(&t.relay()), ["127.0.0.5"]);
+    assert_eq!(
+        fs::read_to_string(t.relay().join("127.0.0.5")).unwrap(),
+        "USER=joe@example.org\n"
+    );
+    let r = send_via(&addr, "127.0.0.5", foreign);
+    assert!(
+        r.starts_with("250"),
+        "relay after POP3 login: {r}\n{}",
+        smtp.log()
+    );
+    assert_eq!(spooled_rcpts(&spool), [foreign]);
+    refused("127.0.0.6");
+
+    // IMAP from 127.0.0.6: the same mailbox, and relaying for 127.0.0.6
+    let imap = dovecot.imap_mailbox_from("127.0.0.6", "joe@example.org", "pop-secret");
+    assert!(
+        imap.starts_with("select OK ['1']") && imap.contains("fetch Subject: waiting for joe"),
+        "IMAP mailbox: {imap}\ndovecot log:\n{}",
+        dovecot.log()
+    );
+    assert!(send_via(&addr, "127.0.0.6", foreign).starts_with("250"));
+    assert_eq!(spooled_rcpts(&spool).len(), 2);
+
+    // a wrong password: no mail access, nothing recorded
+    let bad = dovecot.pop3_mailbox_from("127.0.0.7", "joe@example.org", "wrong");
+    assert!(bad.starts_with("refused:"), "{bad}");
+    assert_eq!(t.names(&t.relay()), ["127.0.0.5", "127.0.0.6"]);
+
+    // smtpd's AUTH reads the same users.cdb (group relaygate, not dovecot)
+    let mut c = Client::connect("127.0.0.1", &addr);
+    assert!(c.reply().starts_with("220 "));
+    assert!(c.cmd("EHLO client.test").starts_with("250"));
+    let plain = "AGpvZUBleGFtcGxlLm9yZwBwb3Atc2VjcmV0"; // \0joe@example.org\0pop-secret
+    let r = c.cmd(&format!("AUTH PLAIN {plain}"));
+    assert!(
+        r.starts_with("235"),
+        "AUTH as the smtpd user: {r}\n{}",
+        smtp.log()
+    );
+    c.cmd("QUIT");
+
+    // a subverted smtpd (its uid and group) cannot grant relaying: it
+    // cannot write RELAYDIR (relayallow warns and runs its program anyway)
+    let out = Command::new("setpriv")
+        .arg(format!("--reuid={smtpd_uid}"))
+        .arg(format!("--regid={group}"))
+        .arg("--clear-groups")
+        .arg(bin("relayallow"))
+        .arg("true")
+        .env("RELAYDIR", t.relay())
+        .env("TCPREMOTEIP", "127.0.0.7")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("relayallow: warning:"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(t.names(&t.relay()), ["127.0.0.5", "127.0.0.6"]);
+    refused("127.0.0.7");
+    drop(smtp);
+    drop(dovecot);
 }
