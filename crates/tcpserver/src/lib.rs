@@ -37,15 +37,20 @@ use opts::Opts;
 pub fn run(opts: &Opts) -> Result<(), Failure> {
     let listener = bind(opts)?;
     drop_privileges(opts)?;
-    let port = listener
+    let local = listener
         .local_addr()
-        .map_err(|e| Failure::io("get local address", &e))?
-        .port();
+        .map_err(|e| Failure::io("get local address", &e))?;
+    let port = local.port();
     if opts.print_port {
         conn::line_stdout(&format!("{port}\n"));
     }
     detach_stdio();
-    Server::new(opts, listener)?.serve()
+    let server = Server::new(opts, listener)?;
+    let r = server.serve(local);
+    if opts.verbosity >= 2 {
+        conn::line(&format!("tcpserver: info: stop {local}\n"));
+    }
+    r
 }
 
 /// The address to listen on: `0` or empty = every address (IPv6 and IPv4
@@ -119,9 +124,9 @@ fn bind_one(addr: SocketAddr, backlog: i32) -> Result<TcpListener, Failure> {
         let _ = sock.set_only_v6(false);
     }
     sock.bind(&addr.into())
-        .map_err(|e| Failure::io("bind", &e))?;
+        .map_err(|e| Failure::io(&format!("bind to {addr}"), &e))?;
     sock.listen(backlog)
-        .map_err(|e| Failure::io("listen", &e))?;
+        .map_err(|e| Failure::io(&format!("listen on {addr}"), &e))?;
     sock.set_nonblocking(true)
         .map_err(|e| Failure::io("listen", &e))?;
     Ok(sock.into())
@@ -185,8 +190,16 @@ impl<'a> Server<'a> {
         })
     }
 
-    fn serve(mut self) -> Result<(), Failure> {
+    /// ucspi-tcp's first line comes first; ours (where it listens) after it.
+    fn serve(mut self, local: SocketAddr) -> Result<(), Failure> {
         self.status();
+        if self.opts.verbosity >= 2 {
+            conn::line(&format!(
+                "tcpserver: info: start {local} pid {} limit {}\n",
+                std::process::id(),
+                self.opts.limit
+            ));
+        }
         loop {
             if self.listener.is_none() && self.children.is_empty() {
                 return Ok(());
