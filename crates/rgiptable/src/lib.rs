@@ -164,19 +164,24 @@ pub fn fresh(mtime: SystemTime, now: SystemTime, max_age: Duration) -> bool {
 pub fn user_content(user: &str) -> String {
     let name: String = user
         .bytes()
-        .take(255)
+        .take(USER_MAX)
         .map(|b| if b.is_ascii_graphic() { b as char } else { '?' })
         .collect();
     format!("USER={name}\n")
 }
 
-/// The user named by an entry's content (its `USER=` line), if any.
+/// Longest user name an entry may carry (relaytable(5)).
+pub const USER_MAX: usize = 255;
+
+/// The user named by an entry's content (its `USER=` line), if any. A
+/// hand-written name longer than [`USER_MAX`] or with anything but
+/// printable ASCII is ignored, as `relayallow` never writes one.
 pub fn user_of(content: &str) -> Option<&str> {
     content
         .lines()
         .find_map(|l| l.strip_prefix("USER="))
         .map(|u| u.trim_end_matches('\r'))
-        .filter(|u| !u.is_empty() && u.bytes().all(|b| b.is_ascii_graphic()))
+        .filter(|u| !u.is_empty() && u.len() <= USER_MAX && u.bytes().all(|b| b.is_ascii_graphic()))
 }
 
 /// Parse a number of minutes (decimal digits only) into the maximum age.

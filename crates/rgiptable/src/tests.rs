@@ -157,6 +157,14 @@ fn user_content_stays_one_printable_line() {
 }
 
 #[test]
+fn a_hand_written_user_over_255_bytes_is_ignored() {
+    let long = format!("USER={}\n", "u".repeat(1019));
+    assert_eq!(user_of(&long), None);
+    let max = format!("USER={}\n", "u".repeat(USER_MAX));
+    assert_eq!(user_of(&max).map(str::len), Some(255));
+}
+
+#[test]
 fn minutes_parse_strictly() {
     assert_eq!(parse_minutes("30"), Some(Duration::from_secs(1800)));
     assert_eq!(parse_minutes("0"), Some(Duration::ZERO));
