@@ -3,6 +3,7 @@
 use rgcore::diag::{die, usage};
 
 fn main() {
+    rgcore::diag::version("cdbdump");
     if std::env::args_os().len() > 1 {
         usage("cdbdump", "< cdb");
     }

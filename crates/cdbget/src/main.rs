@@ -4,6 +4,7 @@ use rgcore::diag::{die, usage};
 use rgcore::exit;
 
 fn main() {
+    rgcore::diag::version("cdbget");
     let args: Vec<_> = std::env::args_os().skip(1).collect();
     let Some((key, skip)) = cdbget::parse_args(&args) else {
         usage("cdbget", "key [skip] < cdb");

@@ -5,6 +5,7 @@ use std::path::Path;
 use rgcore::diag::{die, usage};
 
 fn main() {
+    rgcore::diag::version("cdbmake");
     let args: Vec<_> = std::env::args_os().skip(1).collect();
     let [cdb, tmp] = args.as_slice() else {
         usage("cdbmake", "cdb tmp");

@@ -9,6 +9,7 @@ use rgcore::{exit, paths};
 const PROG: &str = "clearopensmtp";
 
 fn main() {
+    rgcore::diag::version("clearopensmtp");
     let args: Vec<_> = env::args_os().skip(1).collect();
     let Ok(minutes) = clearopensmtp::parse_args(&args) else {
         usage(PROG, "[-m minutes]");

@@ -7,14 +7,11 @@ use rgcore::paths;
 const PROG: &str = "deliver";
 
 fn main() {
+    rgcore::diag::version(PROG);
     let mut once = false;
     for a in std::env::args().skip(1) {
         match a.as_str() {
             "-1" => once = true,
-            "--version" => {
-                println!("{PROG} {}", env!("CARGO_PKG_VERSION"));
-                return;
-            }
             _ => usage(PROG, "[-1]"),
         }
     }

@@ -7,6 +7,7 @@ use rgcore::diag::{die, usage, warn};
 const PROG: &str = "relayallow";
 
 fn main() {
+    rgcore::diag::version("relayallow");
     let argv: Vec<_> = env::args_os().skip(1).collect();
     if argv.is_empty() {
         usage(PROG, "prog [arg ...]");

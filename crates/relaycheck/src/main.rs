@@ -52,6 +52,7 @@ fn check(ip: IpAddr, max_age: Duration) {
 }
 
 fn main() {
+    rgcore::diag::version("relaycheck");
     let argv: Vec<_> = env::args_os().skip(1).collect();
     if argv.is_empty() {
         usage(PROG, "prog [arg ...]");

@@ -105,6 +105,19 @@ pub fn die(prog: &str, f: &Failure) -> ! {
     std::process::exit(f.code)
 }
 
+/// `prog --version` (exactly that one argument): print `prog VERSION` on
+/// stdout and exit 0, before the program does anything else. For `main`
+/// only; every program calls it first.
+pub fn version(prog: &str) {
+    let mut args = std::env::args_os().skip(1);
+    if let (Some(a), None) = (args.next(), args.next()) {
+        if a == "--version" {
+            println!("{prog} {}", env!("CARGO_PKG_VERSION"));
+            std::process::exit(exit::OK);
+        }
+    }
+}
+
 /// Print `prog: usage: text` and exit 100. For `main` only.
 pub fn usage(prog: &str, text: &str) -> ! {
     line(prog, "usage", &format!("{prog} {text}"));

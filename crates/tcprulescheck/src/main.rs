@@ -2,6 +2,7 @@ use std::io::Write;
 use std::path::PathBuf;
 
 fn main() {
+    rgcore::diag::version("tcprulescheck");
     let Some(rules) = std::env::args_os().nth(1).map(PathBuf::from) else {
         rgcore::diag::usage("tcprulescheck", "rules.cdb");
     };

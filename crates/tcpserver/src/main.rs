@@ -1,6 +1,7 @@
 use rgcore::diag;
 
 fn main() {
+    rgcore::diag::version("tcpserver");
     let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
     let opts = match tcpserver::opts::parse(&args) {
         Ok(o) => o,
