@@ -312,3 +312,71 @@ fn swaks_auth_mechanisms() {
     }
     assert_eq!(mx.queued().len(), 3);
 }
+
+/// A submission service without servercert.pem offers a remote client no
+/// STARTTLS and so no PLAIN or LOGIN: the log says so once per such
+/// connection (not for a loopback client, which may use PLAIN in clear).
+#[test]
+fn requireauth_without_certificate_is_logged_per_connection() {
+    let Some(mx) = start(&[("REQUIREAUTH", "1")]) else {
+        return;
+    };
+    let want = "REQUIREAUTH without TLS: no ";
+    let (mut c, e) = ehlo(&mx, "127.0.0.5");
+    assert!(!e.contains("PLAIN") && !e.contains("STARTTLS"), "{e}");
+    c.cmd("QUIT");
+    let (mut c, _) = ehlo(&mx, "127.0.0.6");
+    c.cmd("QUIT");
+    let (mut c, _) = ehlo(&mx, "127.0.0.1");
+    c.cmd("QUIT");
+    let log = mx.log_with("ip=127.0.0.1 event=close");
+    assert_eq!(log.matches(want).count(), 2, "{log}");
+    assert!(
+        log.contains("smtpd: warning: pid=")
+            && log.contains("ip=127.0.0.5 REQUIREAUTH without TLS: no /"),
+        "{log}"
+    );
+    assert!(
+        log.contains("servercert.pem: no STARTTLS, so no AUTH PLAIN or LOGIN"),
+        "{log}"
+    );
+}
+
+/// The AUTH user is the account matched (users.cdb keys are lower case),
+/// in the log and in Received:, whatever case the client typed.
+#[test]
+fn auth_user_is_logged_as_the_account() {
+    let Some(mx) = start(&[]) else { return };
+    let (mut c, _) = ehlo(&mx, "127.0.0.1");
+    let r = c.cmd(&format!("AUTH PLAIN {}", b64(b"\0U@Example.ORG\0secret")));
+    assert!(r.starts_with("235"), "{r}");
+    assert!(c.cmd("MAIL FROM:<u@example.org>").starts_with("250"));
+    assert!(c.cmd("RCPT TO:<far@victim.test>").starts_with("250"));
+    assert!(c.data("Subject: case\r\n\r\nx").starts_with("250"));
+    c.cmd("QUIT");
+    let log = mx.log_with("result=ok");
+    assert!(
+        log.contains("event=auth result=ok user=u@example.org\n"),
+        "{log}"
+    );
+    assert!(!log.contains("U@Example.ORG"), "{log}");
+    let m = String::from_utf8_lossy(&mx.queued()[0].message).into_owned();
+    assert!(m.contains("(authenticated user u@example.org);"), "{m}");
+}
+
+/// Without users.cdb every login fails like a wrong password; the log
+/// names the missing file.
+#[test]
+fn missing_users_cdb_is_named_when_auth_is_tried() {
+    let Some(mx) = start(&[]) else { return };
+    std::fs::remove_file(mx.control.join("users.cdb")).unwrap();
+    let (mut c, _) = ehlo(&mx, "127.0.0.1");
+    let r = c.cmd(&format!("AUTH PLAIN {}", b64(b"\0u@example.org\0secret")));
+    assert!(r.starts_with("535"), "{r}");
+    let log = mx.log_with("users.cdb missing");
+    assert!(
+        log.contains("checkpassword: warning: ")
+            && log.contains("/control/users.cdb missing: no account can log in"),
+        "{log}"
+    );
+}

@@ -313,3 +313,20 @@ fn aborted_message_leaves_no_temp_file_in_external_spool() {
     let tmp: Vec<_> = std::fs::read_dir(mx.spool.join("tmp")).unwrap().collect();
     assert!(tmp.is_empty(), "temp files left in spool/tmp: {tmp:?}");
 }
+
+/// `--version` prints `PROG VERSION` and exits 0; smtpd starts no session
+/// for it (no greeting, nothing read).
+#[test]
+fn version_flags() {
+    for prog in ["smtpd", "checkpassword", "userdb", "spool"] {
+        let out = relaygate::run(&relaygate::bin(prog), ["--version"], &[], b"EHLO x\r\n");
+        assert_eq!(out.status.code(), Some(0), "{prog}: {out:?}");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(
+            text,
+            format!("{prog} {}\n", env!("CARGO_PKG_VERSION")),
+            "{prog}"
+        );
+        assert!(out.stderr.is_empty(), "{prog}: {out:?}");
+    }
+}

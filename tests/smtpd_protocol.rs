@@ -444,3 +444,52 @@ fn client_that_stops_reading_is_dropped_after_timeoutsmtpd() {
     assert!(log.contains("event=write_error"), "{log}");
     assert!(log.contains("tcpserver: end"), "{log}");
 }
+
+/// A full disk is `452 4.3.1 insufficient system storage` (RFC 5321), not
+/// 451; nothing is queued and the session goes on. The spool is a tiny
+/// tmpfs, filled (needs root, as CI runs).
+#[test]
+fn full_disk_is_452() {
+    use std::process::Command;
+    let Some(mx) = prepared(Setup::default()) else {
+        return;
+    };
+    let ok = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=128k", "tmpfs"])
+        .arg(&mx.spool)
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    if !ok {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "mount tmpfs failed under CI"
+        );
+        eprintln!("skipping: cannot mount a tmpfs (not root?)");
+        return;
+    }
+    struct Umount(std::path::PathBuf);
+    impl Drop for Umount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let _u = Umount(mx.spool.clone());
+    std::fs::create_dir_all(mx.spool.join("tmp")).unwrap();
+    std::fs::create_dir_all(mx.spool.join("new")).unwrap();
+    let _ = std::fs::write(mx.spool.join("filler"), vec![b'x'; 1 << 20]);
+    let mut c = open_data(&mx, "127.0.0.5");
+    c.send(&b"Subject: big\r\n\r\n".repeat(1));
+    c.send(&b"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcde\r\n".repeat(100));
+    c.send(b".\r\n");
+    let r = c.reply();
+    assert_eq!(r, "452 4.3.1 insufficient system storage");
+    assert!(c.cmd("NOOP").starts_with("250"), "the session goes on");
+    let log = mx.log_with("disk_full");
+    assert!(
+        log.contains("event=message result=tempfail reason=disk_full code=53"),
+        "{log}"
+    );
+    assert!(rgspool::list(&mx.spool).unwrap().is_empty());
+    assert_eq!(std::fs::read_dir(mx.spool.join("tmp")).unwrap().count(), 0);
+}

@@ -261,8 +261,9 @@ fn family8_relay_table() {
     relaydir.write("127.0.0.6.tmp.123", "");
     refused(&mx, "127.0.0.6", "<a@s.test>", "<n@victim.test>");
     assert!(mx.queued().is_empty());
-    // positive control: a fresh entry for the client's own IP
-    relaydir.write("127.0.0.8", "USER=u@example.org\n");
+    // positive control: a fresh entry for the client's own IP, without a
+    // user: rule 1 under its plain name
+    relaydir.write("127.0.0.8", "");
     accepted(&mx, "127.0.0.8", "<u@example.org>", "<n@victim.test>");
     assert_eq!(mx.queued_rcpts(), ["n@victim.test"]);
     let log = mx.log_with("rule=relayclient-env");
@@ -270,6 +271,67 @@ fn family8_relay_table() {
         log.contains("rcpt=<n@victim.test> verdict=accepted rule=relayclient-env"),
         "{log}"
     );
+    // with the user a POP login recorded: logged as the relay table's
+    // grant and named in Received:
+    relaydir.write("127.0.0.9", "USER=u@example.org\n");
+    accepted(&mx, "127.0.0.9", "<u@example.org>", "<p@victim.test>");
+    let log = mx.log_with("rule=relaytable");
+    assert!(
+        log.contains("rcpt=<p@victim.test> verdict=accepted rule=relaytable user=u@example.org"),
+        "{log}"
+    );
+    let q = mx.queued();
+    let m = q
+        .iter()
+        .find(|m| m.recipients == [b"p@victim.test".to_vec()])
+        .expect("queued");
+    let m = String::from_utf8_lossy(&m.message);
+    assert!(
+        m.contains("with ESMTP (relaytable user u@example.org);"),
+        "{m}"
+    );
+}
+
+/// A missing rcpthosts, or a CONTROLDIR that does not exist, refuses every
+/// recipient: the log says why, once per session.
+#[test]
+fn missing_rcpthosts_or_controldir_is_logged_once_per_session() {
+    if !need("tcpserver") {
+        return;
+    }
+    let mx = Mx::start(Setup {
+        no_rcpthosts: true,
+        ..Setup::default()
+    });
+    let r = transaction(
+        &mx,
+        "127.0.0.5",
+        "c",
+        "<a@s.test>",
+        &["<x@example.org>", "<y@example.org>"],
+    );
+    assert!(r.iter().all(|x| x.starts_with("553")), "{r:?}");
+    let log = mx.log_with("rcpthosts missing");
+    let want = "smtpd: warning: rcpthosts missing: accepting mail for no domain";
+    assert_eq!(log.matches(want).count(), 1, "{log}");
+    refused(&mx, "127.0.0.5", "<a@s.test>", "<x@example.org>");
+    let log = mx.log_with("");
+    assert_eq!(log.matches(want).count(), 2, "once per session: {log}");
+    drop(mx);
+
+    let mx = Mx::start(Setup {
+        probe: false,
+        ..Setup::default().env("CONTROLDIR", "/nonexistent/relaygate/contrl")
+    });
+    refused(&mx, "127.0.0.5", "<a@s.test>", "<x@example.org>");
+    let log = mx.log_with("CONTROLDIR missing");
+    assert!(
+        log.contains(
+            "smtpd: warning: CONTROLDIR missing: /nonexistent/relaygate/contrl does not exist"
+        ),
+        "{log}"
+    );
+    assert!(mx.queued().is_empty());
 }
 
 #[test]

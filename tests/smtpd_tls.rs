@@ -203,3 +203,217 @@ fn certificate_that_looks_right_but_does_not_parse_gets_454() {
         .log_with("tls_unavailable")
         .contains("event=tls_unavailable"));
 }
+
+/// A TLS client (rustls, taking any certificate) on a fresh
+/// connection: STARTTLS first, or implicit TLS with `smtps`. Returns the
+/// stream after the handshake (and after the greeting with SMTPS).
+fn rustls_session(
+    mx: &Mx,
+    smtps: bool,
+) -> rgtls::rustls::StreamOwned<rgtls::rustls::ClientConnection, std::net::TcpStream> {
+    use rgtls::rustls;
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .dangerous()
+        .with_custom_certificate_verifier(std::sync::Arc::new(AnyCert(provider)))
+        .with_no_client_auth();
+    let name = rustls::pki_types::ServerName::try_from("mx.example.org").unwrap();
+    let conn = rustls::ClientConnection::new(std::sync::Arc::new(config), name).unwrap();
+    let sock = if smtps {
+        relaygate::connect_from("127.0.0.5", &mx.addr)
+    } else {
+        let mut c = mx.client("127.0.0.5");
+        assert!(c.cmd("EHLO c").contains("STARTTLS"));
+        assert!(c.cmd("STARTTLS").starts_with("220"));
+        c.s
+    };
+    let mut tls = rustls::StreamOwned::new(conn, sock);
+    if smtps {
+        assert!(tls_reply(&mut tls).starts_with("220 "));
+    }
+    tls
+}
+
+/// One reply line by line over TLS (the last line has a space after the code).
+fn tls_reply(tls: &mut impl std::io::Read) -> String {
+    let mut all = Vec::new();
+    let mut b = [0u8; 1];
+    loop {
+        match tls.read(&mut b) {
+            Ok(1) => all.push(b[0]),
+            other => panic!("reply ended early: {other:?} after {all:?}"),
+        }
+        if all.ends_with(b"\r\n") {
+            let text = String::from_utf8_lossy(&all).into_owned();
+            let last = text
+                .trim_end()
+                .lines()
+                .last()
+                .unwrap_or_default()
+                .to_string();
+            if last.as_bytes().get(3) == Some(&b' ') {
+                return text;
+            }
+        }
+    }
+}
+
+/// Read to the end: the text, and whether the server ended TLS with
+/// close_notify (a plain TCP close is `UnexpectedEof` to rustls).
+fn tls_rest(tls: &mut impl std::io::Read) -> (String, std::io::Result<usize>) {
+    let mut all = Vec::new();
+    let r = tls.read_to_end(&mut all);
+    (String::from_utf8_lossy(&all).into_owned(), r)
+}
+
+/// RFC 8446 6.1: every close under TLS sends close_notify first: after 221
+/// to QUIT (STARTTLS and SMTPS), and after the 421 of a timeout.
+#[test]
+fn every_close_under_tls_sends_close_notify() {
+    use std::io::Write;
+    let Some(mx) = start(&[], false) else { return };
+    let mut tls = rustls_session(&mx, false);
+    tls.write_all(b"EHLO c\r\n").unwrap();
+    let ehlo = tls_reply(&mut tls);
+    assert!(ehlo.ends_with("250 ENHANCEDSTATUSCODES\r\n"), "{ehlo}");
+    tls.write_all(b"QUIT\r\n").unwrap();
+    let (text, end) = tls_rest(&mut tls);
+    assert!(text.starts_with("221 "), "{text}");
+    assert!(end.is_ok(), "no close_notify after 221: {end:?}");
+    let log = mx.log_with("event=starttls");
+    assert!(
+        log.contains("event=starttls version=TLSv1_3 cipher=TLS13_"),
+        "{log}"
+    );
+
+    // a timeout's 421
+    std::fs::write(mx.control.join("timeoutsmtpd"), "1\n").unwrap();
+    let mut tls = rustls_session(&mx, false);
+    let (text, end) = tls_rest(&mut tls);
+    assert!(text.starts_with("421 4.4.2"), "{text}");
+    assert!(end.is_ok(), "no close_notify after a timeout: {end:?}");
+    drop(mx);
+
+    let Some(mx) = start(&[("SMTPS", "1")], false) else {
+        return;
+    };
+    let mut tls = rustls_session(&mx, true);
+    tls.write_all(b"QUIT\r\n").unwrap();
+    let (text, end) = tls_rest(&mut tls);
+    assert!(text.starts_with("221 "), "{text}");
+    assert!(end.is_ok(), "no close_notify under SMTPS: {end:?}");
+    assert!(mx
+        .log_with("event=tls ")
+        .contains("event=tls version=TLSv1_3 cipher=TLS13_"));
+}
+
+/// The same with a third-party client: `openssl s_client -starttls smtp`
+/// reported `unexpected eof while reading` when 221 came without
+/// close_notify.
+#[test]
+fn openssl_s_client_sees_a_clean_close() {
+    let Some(mx) = start(&[], false) else { return };
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c").arg(
+        "{ sleep 1; printf 'EHLO c\\r\\n'; sleep 1; printf 'QUIT\\r\\n'; sleep 3; } | \
+         openssl s_client -starttls smtp -connect \"$1\" -servername mx.example.org -ign_eof 2>&1",
+    );
+    cmd.arg("sh").arg(&mx.addr);
+    let out = run_with_input(&mut cmd, b"", Duration::from_secs(60));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("221 2.0.0"), "{text}");
+    assert!(!text.contains("unexpected eof"), "{text}");
+    assert!(text.contains("DONE") || out.status.success(), "{text}");
+}
+
+/// A broken servercert.pem is logged when a client asks for STARTTLS, once
+/// per connection; a connection that never asks logs nothing.
+#[test]
+fn tls_unavailable_is_logged_once_and_only_when_asked() {
+    if !need("tcpserver") {
+        return;
+    }
+    let mx = Mx::start(Setup::default());
+    std::fs::write(mx.control.join("servercert.pem"), "not a certificate\n").unwrap();
+    let mut c = mx.client("127.0.0.5");
+    c.cmd("EHLO c");
+    c.cmd("QUIT");
+    let mut c = mx.client("127.0.0.6");
+    c.cmd("EHLO c");
+    assert!(c.cmd("STARTTLS").starts_with("454"));
+    assert!(c.cmd("STARTTLS").starts_with("454"));
+    c.cmd("QUIT");
+    let log = mx.log_with("ip=127.0.0.6 event=close");
+    assert_eq!(log.matches("event=tls_unavailable").count(), 1, "{log}");
+    assert!(
+        log.contains("ip=127.0.0.6 event=tls_unavailable reason=no_certificate_in"),
+        "{log}"
+    );
+}
+
+/// An encrypted (passphrase-protected) key is refused, and the log says so.
+#[test]
+fn encrypted_key_is_named_in_the_log() {
+    let Some(mx) = start(&[], false) else { return };
+    let pem = std::fs::read_to_string(mx.control.join("servercert.pem")).unwrap();
+    let cut = pem.find("-----BEGIN PRIVATE KEY-----").unwrap();
+    let out = run_with_input(
+        Command::new("openssl").args(["pkey", "-aes256", "-passout", "pass:x"]),
+        pem[cut..].as_bytes(),
+        Duration::from_secs(30),
+    );
+    assert!(out.status.success(), "{out:?}");
+    let enc = format!("{}{}", &pem[..cut], String::from_utf8_lossy(&out.stdout));
+    std::fs::write(mx.control.join("servercert.pem"), enc).unwrap();
+    let mut c = mx.client("127.0.0.5");
+    c.cmd("EHLO c");
+    assert!(c.cmd("STARTTLS").starts_with("454"));
+    let log = mx.log_with("tls_unavailable");
+    assert!(log.contains("private_key_is_encrypted"), "{log}");
+}
+
+use rgtls::rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified};
+use rgtls::rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rgtls::rustls::DigitallySignedStruct;
+
+/// The test's certificate is self-signed with CA:TRUE, which webpki will
+/// not take as a server's: what is tested here is the close, not the
+/// chain, so any certificate is accepted (signatures are still checked).
+#[derive(Debug)]
+struct AnyCert(std::sync::Arc<rgtls::rustls::crypto::CryptoProvider>);
+
+impl rgtls::rustls::client::danger::ServerCertVerifier for AnyCert {
+    fn verify_server_cert(
+        &self,
+        _: &CertificateDer<'_>,
+        _: &[CertificateDer<'_>],
+        _: &ServerName<'_>,
+        _: &[u8],
+        _: UnixTime,
+    ) -> Result<ServerCertVerified, rgtls::rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rgtls::rustls::Error> {
+        let algs = &self.0.signature_verification_algorithms;
+        rgtls::rustls::crypto::verify_tls12_signature(message, cert, dss, algs)
+    }
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rgtls::rustls::Error> {
+        let algs = &self.0.signature_verification_algorithms;
+        rgtls::rustls::crypto::verify_tls13_signature(message, cert, dss, algs)
+    }
+    fn supported_verify_schemes(&self) -> Vec<rgtls::rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}

@@ -84,13 +84,36 @@ pub fn authenticate(controldir: &Path, data: &[u8]) -> Result<Vec<(String, Strin
             ),
             ("AUTHUSER".into(), acct.address),
         ]),
-        Verdict::Bad => Err(Stop::bad()),
+        Verdict::Bad => {
+            if let Some(w) = missing_users(controldir) {
+                eprintln!("{PROG}: warning: {w}");
+            }
+            Err(Stop::bad())
+        }
         Verdict::Temp(m) => Err(Stop::temp(m)),
+    }
+}
+
+/// A failed login because there is no users.cdb at all (never built, or a
+/// wrong CONTROLDIR) looks like a wrong password to the client: name the
+/// cause in the log (stderr, smtpd's or Dovecot's).
+pub fn missing_users(controldir: &Path) -> Option<String> {
+    let path = controldir.join(rgauth::store::USERS_CDB);
+    match std::fs::symlink_metadata(&path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Some(format!(
+            "{} missing: no account can log in (userdb make builds it)",
+            path.display()
+        )),
+        _ => None,
     }
 }
 
 /// The whole program; returns only when it does not exec.
 pub fn run(argv: &[OsString]) -> Stop {
+    if argv.len() == 1 && argv[0] == "--version" {
+        println!("{PROG} {}", env!("CARGO_PKG_VERSION"));
+        return Stop { code: 0, msg: None };
+    }
     if argv.is_empty() {
         return Stop::misuse("usage: checkpassword prog [arg ...]");
     }
@@ -134,6 +157,10 @@ mod tests {
         assert_eq!(authenticate(&d, b"joe@x.org\0px\0\0"), Err(Stop::bad()));
         assert_eq!(authenticate(&d, &[b'a'; 600]), Err(Stop::bad()));
         assert_eq!(authenticate(&d, b"joe@x.org").unwrap_err().code, MISUSE);
+        assert_eq!(missing_users(&d), None);
+        let gone = d.join("nowhere");
+        let w = missing_users(&gone).unwrap();
+        assert!(w.contains("nowhere/users.cdb missing"), "{w}");
         std::fs::remove_dir_all(&d).unwrap();
     }
 

@@ -150,6 +150,33 @@ struct RelayRule {
     nets: Vec<IpNet>,
 }
 
+/// A misconfiguration found while reading, for the caller to log once (a
+/// session that refuses every recipient must say why).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Note {
+    /// `CONTROLDIR` itself does not exist (a missing or mistyped path).
+    ControldirMissing(PathBuf),
+    /// `CONTROLDIR/rcpthosts` does not exist: no domain is ours.
+    RcpthostsMissing(PathBuf),
+}
+
+impl std::fmt::Display for Note {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Note::ControldirMissing(d) => write!(
+                f,
+                "CONTROLDIR missing: {} does not exist: accepting mail for no domain",
+                d.display()
+            ),
+            Note::RcpthostsMissing(p) => write!(
+                f,
+                "rcpthosts missing: accepting mail for no domain ({} does not exist)",
+                p.display()
+            ),
+        }
+    }
+}
+
 /// A session's view of the control directory.
 pub struct Controls {
     dir: PathBuf,
@@ -170,6 +197,7 @@ pub struct Controls {
     badmailfrom: Option<List>,
     badrcptto: Option<List>,
     users: Option<Option<Db>>,
+    notes: Vec<Note>,
 }
 
 impl Controls {
@@ -200,7 +228,14 @@ impl Controls {
             badmailfrom: None,
             badrcptto: None,
             users: None,
+            notes: Vec::new(),
         }
+    }
+
+    /// Misconfigurations found since the last call (each at most once per
+    /// session, as every value is read once).
+    pub fn take_notes(&mut self) -> Vec<Note> {
+        std::mem::take(&mut self.notes)
     }
 
     pub fn dir(&self) -> &Path {
@@ -291,7 +326,11 @@ impl Controls {
     /// the text (see `load_rcpthosts`).
     pub fn in_rcpthosts(&mut self, domain: &str) -> Result<bool, Failure> {
         if self.rcpthosts.is_none() {
-            self.rcpthosts = Some(load_rcpthosts(&self.dir)?);
+            let loaded = load_rcpthosts(&self.dir)?;
+            if loaded.is_none() {
+                self.notes.push(rcpthosts_note(&self.dir));
+            }
+            self.rcpthosts = Some(loaded);
         }
         let d = normalize_domain(domain);
         match &mut self.rcpthosts {
@@ -413,6 +452,15 @@ impl Controls {
             Some(Some(db)) => db.get(key.as_bytes(), "users.cdb"),
             _ => Ok(None),
         }
+    }
+}
+
+/// Why rcpthosts was not found: the file, or the whole directory.
+fn rcpthosts_note(dir: &Path) -> Note {
+    if dir.is_dir() {
+        Note::RcpthostsMissing(dir.join("rcpthosts"))
+    } else {
+        Note::ControldirMissing(dir.to_path_buf())
     }
 }
 

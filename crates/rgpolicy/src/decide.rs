@@ -24,6 +24,9 @@ pub struct Client {
     pub host: Option<String>,
     /// `RELAYCLIENT` when set in the environment.
     pub relayclient: Option<String>,
+    /// `RELAYUSER`, set by relaycheck beside `RELAYCLIENT` for a
+    /// POP-before-SMTP grant: rule 1 is then logged as `relaytable`.
+    pub relay_user: Option<String>,
     /// The authenticated user, set by smtpd after a successful AUTH in the
     /// current TLS state.
     pub auth_user: Option<String>,
@@ -36,6 +39,8 @@ pub enum Rule {
     Morercpthosts,
     Postmaster,
     RelayclientEnv,
+    /// Rule 1 granted by relaycheck's table (`RELAYUSER` set).
+    Relaytable,
     Relayclients,
     Auth,
     Relaydomains,
@@ -54,6 +59,7 @@ impl Rule {
             Rule::Morercpthosts => "morercpthosts",
             Rule::Postmaster => "postmaster",
             Rule::RelayclientEnv => "relayclient-env",
+            Rule::Relaytable => "relaytable",
             Rule::Relayclients => "relayclients",
             Rule::Auth => "auth",
             Rule::Relaydomains => "relaydomains",
@@ -183,7 +189,12 @@ pub fn is_our_ip(client: &Client, ip: IpAddr) -> bool {
 /// recipient (qmail's `RELAYCLIENT`).
 fn relay_append(client: &Client, ctl: &mut Controls) -> Result<Option<(Rule, String)>, Failure> {
     if let Some(v) = &client.relayclient {
-        return Ok(Some((Rule::RelayclientEnv, v.clone())));
+        // the same rule 1; only its name tells the admin where it came from
+        let rule = match client.relay_user {
+            Some(_) => Rule::Relaytable,
+            None => Rule::RelayclientEnv,
+        };
+        return Ok(Some((rule, v.clone())));
     }
     let Some(ip) = client.ip else {
         return Ok(None);

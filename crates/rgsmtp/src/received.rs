@@ -23,6 +23,9 @@ pub struct Facts<'a> {
     pub me: &'a str,
     pub tls: bool,
     pub auth_user: Option<&'a str>,
+    /// `RELAYUSER`: the POP-before-SMTP grant's user (shown when there is
+    /// no AUTH user).
+    pub relay_user: Option<&'a str>,
     pub now: u64,
 }
 
@@ -36,9 +39,12 @@ pub fn line(f: &Facts) -> String {
         (true, true) => "ESMTPSA",
     };
     let host = f.host.map(|h| sanitize(h.as_bytes()));
-    let auth = match f.auth_user {
-        Some(u) => format!(" (authenticated user {})", sanitize(u.as_bytes())),
-        None => String::new(),
+    let auth = match (f.auth_user, f.relay_user) {
+        (Some(u), _) => format!(" (authenticated user {})", sanitize(u.as_bytes())),
+        (None, Some(u)) if !u.is_empty() => {
+            format!(" (relaytable user {})", sanitize(u.as_bytes()))
+        }
+        (None, _) => String::new(),
     };
     format!(
         "Received: from {} ({} [{}])\n  by {} (relaygate) with {}{}; {}\n",
@@ -110,9 +116,28 @@ mod tests {
             me: "mx.example.org",
             tls: true,
             auth_user: Some("u@example.org"),
+            relay_user: Some("ignored@example.org"),
             now: 0,
         });
         assert!(l.starts_with("Received: from evil???by??x (h.example [192.0.2.7])\n  by mx.example.org (relaygate) with ESMTPSA (authenticated user u@example.org); Thu,"), "{l}");
         assert_eq!(l.matches('\n').count(), 2);
+    }
+
+    #[test]
+    fn relay_user_is_named() {
+        let l = line(&Facts {
+            helo: b"c",
+            host: None,
+            ip: "127.0.0.10",
+            me: "mx.example.org",
+            tls: false,
+            auth_user: None,
+            relay_user: Some("alice@example.org (x"),
+            now: 0,
+        });
+        assert!(
+            l.contains("with ESMTP (relaytable user alice@example.org??x);"),
+            "{l}"
+        );
     }
 }

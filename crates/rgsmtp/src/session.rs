@@ -109,6 +109,13 @@ pub struct Config {
     pub disable_vrfy: bool,
     /// `REQUIREAUTH`.
     pub require_auth: bool,
+    /// Why the certificate cannot be used, when `servercert.pem` exists
+    /// but is unusable: logged once, when a client asks for STARTTLS (a
+    /// connection that never asks logs nothing).
+    pub tls_broken: Option<String>,
+    /// `RELAYUSER` (set by relaycheck with `RELAYCLIENT` for a
+    /// POP-before-SMTP grant): named in `Received:`.
+    pub relay_user: Option<String>,
 }
 
 /// A side effect for the driver, in order.
@@ -171,6 +178,8 @@ pub enum QueueOutcome {
     Ok(String),
     /// Temporary failure: `451`.
     Temp(String),
+    /// The disk (or the quota) is full: `452 4.3.1` (RFC 5321 4.5.3.1.10).
+    Full(String),
     /// Permanent failure: `554`.
     Perm(String),
 }
@@ -457,6 +466,7 @@ impl<E: Env> Session<E> {
             me: &me,
             tls: self.cfg.tls_on,
             auth_user: self.auth_user.as_deref(),
+            relay_user: self.cfg.relay_user.as_deref(),
             now,
         });
         self.actions.push_back(Action::MessageBegin);
@@ -465,7 +475,8 @@ impl<E: Env> Session<E> {
     }
 
     /// The TLS handshake after STARTTLS succeeded: forget everything.
-    pub fn tls_started(&mut self) {
+    /// `info` (`version=... cipher=...`) goes into the log line.
+    pub fn tls_started(&mut self, info: &str) {
         if !matches!(self.phase, Phase::TlsPending) {
             return;
         }
@@ -476,7 +487,7 @@ impl<E: Env> Session<E> {
         self.auth_user = None;
         self.line.clear();
         self.phase = Phase::Command;
-        self.logf("event=starttls");
+        self.logf(&format!("event=starttls {info}"));
     }
 
     /// STARTTLS was accepted but the certificate cannot be used: the client
@@ -505,8 +516,14 @@ impl<E: Env> Session<E> {
         let shown = printable_bytes(&user);
         match outcome {
             AuthOutcome::Ok => {
-                self.logf(&format!("event=auth result=ok user={shown}"));
-                self.auth_user = Some(String::from_utf8_lossy(&user).into_owned());
+                // the account it matched: users.cdb keys are lower-cased
+                // (users(5)), so `Joe@Example.ORG` logs in as joe@example.org
+                let account = String::from_utf8_lossy(&user).to_ascii_lowercase();
+                self.logf(&format!(
+                    "event=auth result=ok user={}",
+                    printable(&account)
+                ));
+                self.auth_user = Some(account);
                 self.reply("235 2.7.0 authentication successful");
             }
             AuthOutcome::Bad => {
@@ -549,6 +566,12 @@ impl<E: Env> Session<E> {
             QueueOutcome::Temp(why) => {
                 self.logf(&format!("event=message result=tempfail {why}"));
                 self.reply("451 4.3.0 temporary queue failure, try again later");
+            }
+            QueueOutcome::Full(why) => {
+                self.logf(&format!(
+                    "event=message result=tempfail reason=disk_full {why}"
+                ));
+                self.reply("452 4.3.1 insufficient system storage");
             }
             QueueOutcome::Perm(why) => {
                 self.logf(&format!("event=message result=permfail {why}"));
@@ -769,23 +792,20 @@ impl<E: Env> Session<E> {
             Ok(n) => n,
             Err(f) => return self.controls_failed(&f),
         };
-        let mut r = format!(
-            "250-{me}\r\n250-PIPELINING\r\n250-8BITMIME\r\n250-SIZE {size}\r\n250-ENHANCEDSTATUSCODES"
-        );
+        let mut r = format!("250-{me}\r\n250-PIPELINING\r\n250-8BITMIME\r\n250-SIZE {size}\r\n");
         if self.cfg.tls_available && !self.cfg.tls_on {
-            r.push_str("\r\n250-STARTTLS");
+            r.push_str("250-STARTTLS\r\n");
         }
         if self.cfg.auth {
             if self.cleartext_ok() {
-                r.push_str("\r\n250-AUTH LOGIN PLAIN CRAM-MD5");
+                r.push_str("250-AUTH LOGIN PLAIN CRAM-MD5\r\n");
             } else {
-                r.push_str("\r\n250-AUTH CRAM-MD5");
+                r.push_str("250-AUTH CRAM-MD5\r\n");
             }
         }
-        // the last line takes a space instead of the dash
-        if let Some(k) = r.rfind("250-") {
-            r.replace_range(k..k + 4, "250 ");
-        }
+        // AUTH is never the last line: some clients (nmap's smtp library)
+        // read only `250-AUTH` (SPEC section 6)
+        r.push_str("250 ENHANCEDSTATUSCODES");
         self.reply(&r);
     }
 
@@ -944,6 +964,12 @@ impl<E: Env> Session<E> {
             return self.fail("503 5.5.1 TLS already active");
         }
         if !self.cfg.tls_available {
+            if let Some(why) = self.cfg.tls_broken.take() {
+                self.logf(&format!(
+                    "event=tls_unavailable reason={}",
+                    why.replace(' ', "_")
+                ));
+            }
             return self.fail("454 4.7.0 TLS not available");
         }
         if !arg.is_empty() {

@@ -135,7 +135,7 @@ fn drive(s: &mut Session<Toy>, input: &[u8]) -> (String, Queued) {
         }
         match s.wants() {
             Wants::DataGo => s.data_go(),
-            Wants::Tls => s.tls_started(),
+            Wants::Tls => s.tls_started("version=TLSv1_3"),
             Wants::Close => break,
             _ if pos >= input.len() => break,
             _ => {}
@@ -295,7 +295,7 @@ fn auth_plain_login_cram() {
     };
     let mut s = session(cfg.clone());
     let (out, _) = drive(&mut s, b"EHLO c\r\nAUTH PLAIN AHUAZ29vZA==\r\n");
-    assert!(out.contains("250 AUTH CRAM-MD5\r\n"), "{out}");
+    assert!(out.contains("250-AUTH CRAM-MD5\r\n"), "{out}");
     assert!(
         out.ends_with("538 5.7.11 encryption required for requested authentication mechanism\r\n"),
         "{out}"
@@ -308,7 +308,7 @@ fn auth_plain_login_cram() {
         &mut s,
         b"EHLO c\r\nAUTH PLAIN AHUAZ29vZA==\r\nMAIL FROM:<u>\r\nRCPT TO:<v@victim.test>\r\n",
     );
-    assert!(out.contains("250 AUTH LOGIN PLAIN CRAM-MD5\r\n"), "{out}");
+    assert!(out.contains("250-AUTH LOGIN PLAIN CRAM-MD5\r\n"), "{out}");
     assert_eq!(codes(&out), ["220", "250", "235", "250", "250"], "{out}");
     let mut s = session(Config {
         cleartext_auth: true,
@@ -375,4 +375,75 @@ fn require_auth() {
         out.ends_with("530 5.7.0 authentication required\r\n"),
         "{out}"
     );
+}
+
+/// Regression: nmap's smtp library reads only `250-AUTH`; AUTH was last.
+#[test]
+fn auth_is_not_the_last_ehlo_line() {
+    let mut s = session(Config {
+        auth: true,
+        tls_available: true,
+        ..Config::default()
+    });
+    let (out, _) = drive(&mut s, b"EHLO c\r\n");
+    let last = out.trim_end().lines().last().unwrap_or_default();
+    assert_eq!(last, "250 ENHANCEDSTATUSCODES", "{out}");
+    assert!(
+        out.contains("250-STARTTLS\r\n250-AUTH CRAM-MD5\r\n"),
+        "{out}"
+    );
+}
+
+/// A full disk is `452 4.3.1` (RFC 5321), other queue trouble `451`.
+#[test]
+fn full_disk_is_452() {
+    let mut s = session(Config::default());
+    drive(
+        &mut s,
+        b"HELO c\r\nMAIL FROM:<a@x>\r\nRCPT TO:<b@example.org>\r\nDATA\r\n",
+    );
+    s.feed(b"x\r\n.\r\n");
+    while let Some(a) = s.next_action() {
+        if let Action::MessageEnd { .. } = a {
+            s.queue_result(QueueOutcome::Full("code=53".into()));
+        }
+    }
+    let out = String::from_utf8_lossy(s.output()).into_owned();
+    assert!(
+        out.ends_with("452 4.3.1 insufficient system storage\r\n"),
+        "{out}"
+    );
+    let log = String::from_utf8_lossy(s.log_out()).into_owned();
+    assert!(log.contains("reason=disk_full code=53"), "{log}");
+}
+
+/// The AUTH user is logged and queued as the account (lower case), not as
+/// the client typed it.
+#[test]
+fn auth_user_is_the_canonical_account() {
+    let mut s = session(Config {
+        auth: true,
+        cleartext_auth: true,
+        ..Config::default()
+    });
+    // \0Joe@Example.ORG\0good
+    let (out, q) = drive(
+        &mut s,
+        b"EHLO c\r\nAUTH PLAIN AEpvZUBFeGFtcGxlLk9SRwBnb29k\r\nMAIL FROM:<a@x>\r\nRCPT TO:<v@victim.test>\r\nDATA\r\n",
+    );
+    assert_eq!(
+        codes(&out),
+        ["220", "250", "235", "250", "250", "354"],
+        "{out}"
+    );
+    assert_eq!(s.auth_user(), Some("joe@example.org"));
+    let log = String::from_utf8_lossy(s.log_out()).into_owned();
+    assert!(
+        log.contains("event=auth result=ok user=joe@example.org\n"),
+        "{log}"
+    );
+    assert!(q.is_empty());
+    let (_, q) = drive(&mut s, b"x\r\n.\r\n");
+    let m = String::from_utf8_lossy(&q[0].1).into_owned();
+    assert!(m.contains("(authenticated user joe@example.org)"), "{m}");
 }

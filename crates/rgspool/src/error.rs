@@ -34,6 +34,8 @@ pub mod code {
 pub struct QueueError {
     pub code: u8,
     pub msg: String,
+    /// The cause was ENOSPC or EDQUOT (smtpd answers `452 4.3.1`).
+    full: bool,
 }
 
 impl QueueError {
@@ -41,28 +43,41 @@ impl QueueError {
         QueueError {
             code,
             msg: msg.into(),
+            full: false,
         }
+    }
+
+    /// Did the disk or the quota run out? (qmail-queue's 53 says "write
+    /// error or disk full"; in process we know which.)
+    pub fn is_disk_full(&self) -> bool {
+        self.full
     }
 
     /// `unable to WHAT: reason` with the given code.
     pub(crate) fn io(code: u8, what: &str, e: &io::Error) -> Self {
-        QueueError::new(
+        let mut q = QueueError::new(
             code,
             format!("unable to {what}: {}", rgcore::diag::describe_io(e)),
-        )
+        );
+        q.full = is_full(e);
+        q
     }
 
     /// A write-side failure: a full disk or quota is code 53 whatever the
     /// step, anything else the step's own code.
     pub(crate) fn write_step(code: u8, what: &str, e: &io::Error) -> Self {
-        let full = matches!(e.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT));
-        QueueError::io(if full { self::code::WRITE } else { code }, what, e)
+        QueueError::io(if is_full(e) { self::code::WRITE } else { code }, what, e)
     }
 
     /// qmail-queue's rule: codes 11 to 40 are permanent, all others temporary.
     pub fn is_permanent(&self) -> bool {
         (11..=40).contains(&self.code)
     }
+}
+
+/// ENOSPC or EDQUOT.
+fn is_full(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT))
 }
 
 impl fmt::Display for QueueError {
@@ -89,7 +104,13 @@ mod tests {
     #[test]
     fn full_disk_is_53_at_any_step() {
         let e = io::Error::from_raw_os_error(libc::ENOSPC);
-        assert_eq!(QueueError::write_step(code::TMP, "create", &e).code, 53);
+        let q = QueueError::write_step(code::TMP, "create", &e);
+        assert_eq!(q.code, 53);
+        assert!(q.is_disk_full());
+        let e = io::Error::from_raw_os_error(libc::EDQUOT);
+        assert!(QueueError::io(code::WRITE, "write", &e).is_disk_full());
+        let e = io::Error::from_raw_os_error(libc::EIO);
+        assert!(!QueueError::io(code::WRITE, "write", &e).is_disk_full());
         let e = io::Error::from_raw_os_error(libc::EACCES);
         assert_eq!(QueueError::write_step(code::TMP, "create", &e).code, 63);
     }

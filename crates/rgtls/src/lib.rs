@@ -3,7 +3,9 @@
 //!
 //! The file holds the certificate chain (leaf first) and the private key
 //! (PKCS#8, PKCS#1 RSA or SEC1 EC), PEM, in one file, like qmail's
-//! `servercert.pem`. Three states: absent means no TLS (`Ok(None)`), present
+//! `servercert.pem`. Keys the ring provider signs with: RSA of 2048 to 8192
+//! bits, ECDSA P-256 and P-384, Ed25519 (not P-521, Ed448, RSA under 2048
+//! bits, nor an encrypted key: smtpd(8) says how to make one). Three states: absent means no TLS (`Ok(None)`), present
 //! and good gives the configuration, anything else is an error with a
 //! one-line reason (smtpd logs it and runs without STARTTLS). Holds no
 //! state. Crypto: rustls with the ring provider, TLS 1.2 and 1.3, rustls's
@@ -46,8 +48,24 @@ pub fn server_config(controldir: &Path) -> Result<Option<Arc<ServerConfig>>, Str
         .map_err(|e| format!("unable to load {}: {e}", path.display()))
 }
 
+/// The refusal of a passphrase-protected key: smtpd runs unattended and
+/// cannot type the passphrase.
+pub const ENCRYPTED_KEY: &str =
+    "private key is encrypted (no passphrase can be given): write it without one with openssl pkey -in KEY -out KEY.plain";
+
+/// Does the PEM hold an encrypted private key (PKCS#8 `ENCRYPTED PRIVATE
+/// KEY`, or OpenSSL's traditional `Proc-Type: 4,ENCRYPTED` header)? Such a
+/// block is skipped or unparseable as a key; this names the real cause.
+pub fn has_encrypted_key(pem: &[u8]) -> bool {
+    let has = |needle: &[u8]| pem.windows(needle.len()).any(|w| w == needle);
+    has(b"-----BEGIN ENCRYPTED PRIVATE KEY-----") || has(b"Proc-Type: 4,ENCRYPTED")
+}
+
 /// Build the server configuration from PEM bytes (chain and key).
 pub fn config_from_pem(pem: &[u8]) -> Result<Arc<ServerConfig>, String> {
+    if has_encrypted_key(pem) {
+        return Err(ENCRYPTED_KEY.into());
+    }
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(pem)
         .collect::<Result<_, _>>()
         .map_err(|e| format!("bad PEM certificate: {}", pem_error(&e)))?;
@@ -182,6 +200,25 @@ mod tests {
         std::fs::write(&p, format!("{}{}", &text[..cut], &other_text[ocut..])).unwrap();
         let e = server_config(&d).unwrap_err();
         assert!(e.contains("rejected"), "{e}");
+
+        // a passphrase-protected key, PKCS#8 and traditional: said so
+        let plain_key = &text[cut..];
+        for args in [&["-aes256"][..], &["-traditional", "-aes256"][..]] {
+            let key = d.join("plain.key");
+            std::fs::write(&key, plain_key).unwrap();
+            let out = std::process::Command::new("openssl")
+                .args(["pkey", "-in"])
+                .arg(&key)
+                .args(args)
+                .args(["-passout", "pass:secret"])
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{out:?}");
+            let enc = String::from_utf8(out.stdout).unwrap();
+            std::fs::write(&p, format!("{}{enc}", &text[..cut])).unwrap();
+            let e = server_config(&d).unwrap_err();
+            assert!(e.contains("private key is encrypted"), "{args:?}: {e}");
+        }
 
         // unreadable (a directory in its place)
         std::fs::remove_file(&p).unwrap();

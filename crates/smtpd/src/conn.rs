@@ -21,6 +21,9 @@ pub enum Readable {
     Error(String),
 }
 
+/// How long `close_notify` may wait for a client that stopped reading.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// The server side TLS configuration.
 pub type TlsConfig = Arc<ServerConfig>;
 
@@ -52,6 +55,13 @@ pub fn probe_tls(dir: &Path) -> Result<(), Option<String>> {
     let has = |needle: &[u8]| pem.windows(needle.len()).any(|w| w == needle);
     if !has(b"-----BEGIN CERTIFICATE-----") {
         return Err(Some(format!("no certificate in {}", path.display())));
+    }
+    if rgtls::has_encrypted_key(&pem) {
+        return Err(Some(format!(
+            "{}: {}",
+            path.display(),
+            rgtls::ENCRYPTED_KEY
+        )));
     }
     if !has(b"PRIVATE KEY-----") {
         return Err(Some(format!("no private key in {}", path.display())));
@@ -204,8 +214,28 @@ impl Conn {
         }
     }
 
-    /// The TLS handshake, bounded by `timeout`.
-    pub fn start_tls(&mut self, cfg: TlsConfig, timeout: Duration) -> Result<(), String> {
+    /// End TLS cleanly: send `close_notify` (RFC 8446 6.1) before the
+    /// process closes the socket. A client that has stopped reading gets a
+    /// few seconds, not `timeoutsmtpd`. Plaintext: nothing to do.
+    pub fn close_notify(&mut self) {
+        let Some(tls) = self.tls.as_deref_mut() else {
+            return;
+        };
+        tls.send_close_notify();
+        let mut raw = Raw {
+            deadline: None,
+            write_timeout: self.write_timeout.min(CLOSE_TIMEOUT),
+        };
+        while tls.wants_write() {
+            if tls.write_tls(&mut raw).is_err() {
+                return;
+            }
+        }
+    }
+
+    /// The TLS handshake, bounded by `timeout`; on success the protocol
+    /// version and cipher suite for the log (`version=... cipher=...`).
+    pub fn start_tls(&mut self, cfg: TlsConfig, timeout: Duration) -> Result<String, String> {
         let mut tls = ServerConnection::new(cfg).map_err(|e| short(&e))?;
         let mut raw = Raw {
             deadline: Some(Instant::now() + timeout),
@@ -222,9 +252,23 @@ impl Conn {
                 }
             }
         }
+        let info = negotiated(&tls);
         self.tls = Some(Box::new(tls));
-        Ok(())
+        Ok(info)
     }
+}
+
+/// `version=TLSv1_3 cipher=TLS13_AES_256_GCM_SHA384`.
+fn negotiated(tls: &ServerConnection) -> String {
+    let version = tls
+        .protocol_version()
+        .map(|v| format!("{v:?}"))
+        .unwrap_or_else(|| "unknown".into());
+    let cipher = tls
+        .negotiated_cipher_suite()
+        .map(|c| format!("{:?}", c.suite()))
+        .unwrap_or_else(|| "unknown".into());
+    format!("version={} cipher={}", short(&version), short(&cipher))
 }
 
 /// Read plaintext from a TLS connection before `deadline`.

@@ -8,7 +8,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use rgcore::Failure;
 use rgpolicy::addr::{self, Path};
 use rgpolicy::controls::Controls;
-use rgpolicy::decide::{decide_rcpt, Client};
+use rgpolicy::decide::{decide_rcpt, Client, Rule};
 use rgsmtp::{Env, MailOk, RcptOutcome, Refusal};
 
 /// Controls plus the client facts.
@@ -138,7 +138,13 @@ impl Env for PolicyEnv {
         }
         self.client.auth_user = auth_user.map(str::to_string);
         self.confirm_host()?;
-        let d = decide_rcpt(&self.client, sender, &parsed.path, &mut self.ctl)?;
+        let d = decide_rcpt(&self.client, sender, &parsed.path, &mut self.ctl);
+        // a refusal of everything must say why: once per session, as the
+        // controls are read once
+        for note in self.ctl.take_notes() {
+            eprintln!("smtpd: warning: {note}");
+        }
+        let d = d?;
         let queued = if d.accept {
             d.queued
         } else {
@@ -148,7 +154,13 @@ impl Env for PolicyEnv {
             accept: d.accept,
             refusal: (!d.accept).then(|| refusal(&d.reply)),
             queued: queued.into_bytes(),
-            rule: d.rule.name().to_string(),
+            rule: match (d.rule, &self.client.relay_user) {
+                (Rule::Relaytable, Some(u)) => format!(
+                    "relaytable user={}",
+                    rgcore::diag::printable(u).replace(' ', "_")
+                ),
+                (rule, _) => rule.name().to_string(),
+            },
         })
     }
 

@@ -63,6 +63,10 @@ impl Settings {
         let greetdelay = var("GREETDELAY")
             .and_then(|s| s.trim().parse::<u64>().ok())
             .unwrap_or(0);
+        let relayclient = var("RELAYCLIENT");
+        // RELAYUSER describes a RELAYCLIENT grant (relaycheck sets both);
+        // alone it grants nothing and names nothing
+        let relay_user = var("RELAYUSER").filter(|u| !u.is_empty() && relayclient.is_some());
         let cfg = Config {
             pid: std::process::id(),
             ip: shown_ip,
@@ -73,12 +77,15 @@ impl Settings {
             tls_on: false,
             disable_vrfy: std::env::var_os("DISABLEVRFY").is_some(),
             require_auth: std::env::var_os("REQUIREAUTH").is_some(),
+            tls_broken: None,
+            relay_user: relay_user.clone(),
         };
         let client = Client {
             ip,
             local_ip: var("TCPLOCALIP").and_then(|s| rgcore::ip::parse(&s)),
             host,
-            relayclient: var("RELAYCLIENT"),
+            relayclient,
+            relay_user,
             auth_user: None,
         };
         Settings {
@@ -98,22 +105,28 @@ impl Settings {
 
 /// Serve the connection on fd 0/1, then end the process (exit code 0).
 pub fn run(args: Vec<OsString>) -> ! {
+    if args.len() == 1 && args[0] == "--version" {
+        println!("smtpd {}", env!("CARGO_PKG_VERSION"));
+        std::process::exit(0)
+    }
     let settings = Settings::from_env(args);
     let mut conn = Conn::stdio();
     // a cheap look at servercert.pem decides whether STARTTLS is offered;
     // the costly parse (certificate, key) waits for STARTTLS itself
     let mut cfg = settings.cfg.clone();
-    let tls = match conn::probe_tls(&settings.controldir) {
-        Ok(()) => {
-            cfg.tls_available = true;
-            Tls::Unloaded
-        }
-        Err(None) => Tls::Absent,
-        Err(Some(why)) => {
-            tls_unavailable(&cfg, &why);
-            Tls::Absent
-        }
+    let (tls, broken) = match conn::probe_tls(&settings.controldir) {
+        Ok(()) => (Tls::Unloaded, None),
+        Err(None) => (Tls::Absent, None),
+        Err(Some(why)) => (Tls::Absent, Some(why)),
     };
+    cfg.tls_available = matches!(tls, Tls::Unloaded);
+    if cfg.require_auth && !cfg.tls_available && !cfg.cleartext_auth && !settings.smtps {
+        submission_without_tls(&settings, broken.as_deref());
+    } else {
+        // logged when a client asks for STARTTLS: once per connection, and
+        // never for the many that do not
+        cfg.tls_broken = broken.clone();
+    }
     let mut client = settings.client.clone();
     let env = PolicyEnv {
         ctl: Controls::new(settings.controldir.clone()),
@@ -127,10 +140,14 @@ pub fn run(args: Vec<OsString>) -> ! {
         settings: &settings,
         queue: None,
         tls,
+        broken,
         timeout: Duration::from_secs(1200),
     };
     let mut buf = vec![0u8; INBUF];
     d.main(&mut buf);
+    // under TLS every close says so first (RFC 8446 6.1): after 221, 421,
+    // a timeout or an error alike
+    conn.close_notify();
     // Every reply is written (fd 1 is unbuffered) and any queue child is
     // reaped or aborted. Exit here, before the session's memory is freed
     // piece by piece: with musl's allocator each freed buffer is an munmap
@@ -144,6 +161,8 @@ struct Driver<'a> {
     settings: &'a Settings,
     queue: Option<Open>,
     tls: Tls,
+    /// Why an existing servercert.pem is unusable (SMTPS logs it).
+    broken: Option<String>,
     timeout: Duration,
 }
 
@@ -152,6 +171,25 @@ enum Tls {
     Absent,
     Unloaded,
     Ready(conn::TlsConfig),
+}
+
+/// A submission service (REQUIREAUTH) that cannot offer TLS to a remote
+/// client cannot offer it PLAIN or LOGIN either: say so once per
+/// connection, since nothing else in the log would.
+fn submission_without_tls(settings: &Settings, broken: Option<&str>) {
+    let why = match broken {
+        Some(why) => why.to_string(),
+        None => format!(
+            "no {}",
+            settings.controldir.join(rgtls::SERVERCERT).display()
+        ),
+    };
+    eprintln!(
+        "smtpd: warning: pid={} ip={} REQUIREAUTH without TLS: {}: no STARTTLS, so no AUTH PLAIN or LOGIN for this client",
+        settings.cfg.pid,
+        settings.cfg.ip,
+        rgcore::diag::printable(&why)
+    );
 }
 
 fn tls_unavailable(cfg: &Config, why: &str) {
@@ -176,17 +214,23 @@ impl Driver<'_> {
         self.timeout = timeout;
         self.conn.set_write_timeout(timeout);
         if self.settings.smtps {
+            if let Some(why) = self.broken.take() {
+                tls_unavailable(&self.settings.cfg, &why);
+            }
             let Some(tls) = self.tls_config() else {
                 self.session
                     .logf("event=close reason=smtps_without_certificate");
                 self.flush();
                 return;
             };
-            if let Err(e) = self.conn.start_tls(tls, timeout) {
-                self.session
-                    .logf(&format!("event=close reason=tls_handshake error={e}"));
-                self.flush();
-                return;
+            match self.conn.start_tls(tls, timeout) {
+                Ok(info) => self.session.logf(&format!("event=tls {info}")),
+                Err(e) => {
+                    self.session
+                        .logf(&format!("event=close reason=tls_handshake error={e}"));
+                    self.flush();
+                    return;
+                }
             }
             self.session.set_tls_on();
         }
@@ -294,7 +338,7 @@ impl Driver<'_> {
     fn starttls(&mut self) {
         let Some(tls) = self.tls_config() else { return };
         match self.conn.start_tls(tls, self.timeout) {
-            Ok(()) => self.session.tls_started(),
+            Ok(info) => self.session.tls_started(&info),
             Err(e) => {
                 self.session
                     .logf(&format!("event=close reason=tls_handshake error={e}"));

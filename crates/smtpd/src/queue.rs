@@ -37,8 +37,8 @@ pub enum Open {
         writer: Option<SpoolWriter>,
         error: Option<rgspool::QueueError>,
     },
-    /// Could not even start: the reason, reported at the end as 451.
-    Failed(String),
+    /// Could not even start: the verdict, reported at the end.
+    Failed(QueueOutcome),
 }
 
 impl Target {
@@ -50,9 +50,7 @@ impl Target {
                     writer: Some(w),
                     error: None,
                 },
-                Err(e) => {
-                    Open::Failed(format!("code={} error={}", e.code, e.msg.replace(' ', "_")))
-                }
+                Err(e) => Open::Failed(spool_error(&e)),
             },
             Target::Program(prog) => spawn(prog),
         }
@@ -64,7 +62,10 @@ fn spawn(prog: &OsString) -> Open {
         .and_then(|m| nix::unistd::pipe2(OFlag::O_CLOEXEC).map(|e| (m, e)));
     let ((msg_rd, msg_wr), (env_rd, env_wr)) = match pipes {
         Ok(p) => p,
-        Err(e) => return Open::Failed(format!("error=unable_to_create_pipe:{e}")),
+        Err(e) => {
+            let why = format!("error=unable_to_create_pipe:{e}");
+            return Open::Failed(QueueOutcome::Temp(why));
+        }
     };
     // Stdio::from dups the read ends onto the child's fd 0 and 1 (without
     // close-on-exec); our write ends stay close-on-exec.
@@ -79,10 +80,10 @@ fn spawn(prog: &OsString) -> Open {
             env: Some(File::from(env_wr)),
             broken: false,
         },
-        Err(e) => Open::Failed(format!(
+        Err(e) => Open::Failed(QueueOutcome::Temp(format!(
             "error=unable_to_run_qmailqueue:{}",
             rgcore::diag::describe_io(&e).replace(' ', "_")
-        )),
+        ))),
     }
 }
 
@@ -118,7 +119,7 @@ impl Open {
     /// 0, or the spool file and directory are fsynced).
     pub fn commit(self, envelope: &[u8]) -> QueueOutcome {
         match self {
-            Open::Failed(why) => QueueOutcome::Temp(why),
+            Open::Failed(outcome) => outcome,
             Open::Spool { writer, error } => match (writer, error) {
                 (_, Some(e)) => spool_error(&e),
                 (None, None) => QueueOutcome::Temp("error=no_writer".into()),
@@ -177,7 +178,9 @@ impl Open {
 
 fn spool_error(e: &rgspool::QueueError) -> QueueOutcome {
     let why = format!("code={} error={}", e.code, e.msg.replace(' ', "_"));
-    if e.is_permanent() {
+    if e.is_disk_full() {
+        QueueOutcome::Full(why)
+    } else if e.is_permanent() {
         QueueOutcome::Perm(why)
     } else {
         QueueOutcome::Temp(why)

@@ -23,6 +23,8 @@ pub enum Mode {
     List,
     Print(String),
     Delete(String),
+    /// `--version`: print `spool VERSION`.
+    Version,
 }
 
 pub fn parse_args(args: &[String]) -> Option<Mode> {
@@ -31,6 +33,7 @@ pub fn parse_args(args: &[String]) -> Option<Mode> {
         [l] if l == "-l" => Some(Mode::List),
         [p, id] if p == "-p" => Some(Mode::Print(id.clone())),
         [d, id] if d == "-d" => Some(Mode::Delete(id.clone())),
+        [v] if v == "--version" => Some(Mode::Version),
         _ => None,
     }
 }
@@ -142,6 +145,11 @@ pub fn read_mode(mode: &Mode, spooldir: &Path) -> Result<i32, Failure> {
         Mode::List => list(spooldir, &mut out)?,
         Mode::Print(id) => print(spooldir, id, tty, &mut out)?,
         Mode::Delete(id) => delete(spooldir, id)?,
+        Mode::Version => {
+            writeln!(out, "spool {}", env!("CARGO_PKG_VERSION"))
+                .map_err(|e| Failure::io("write output", &e))?;
+            0
+        }
     };
     out.flush().map_err(|e| Failure::io("write output", &e))?;
     Ok(code)

@@ -7,6 +7,10 @@ use rgcore::diag;
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.len() == 1 && args[0] == "--version" {
+        println!("{} {}", userdb::PROG, env!("CARGO_PKG_VERSION"));
+        return;
+    }
     let dir = rgcore::paths::controldir();
     match userdb::run(&dir, &args, &mut userdb::Stdin) {
         Ok(out) => {

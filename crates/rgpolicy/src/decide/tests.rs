@@ -685,6 +685,7 @@ fn rule_names_are_the_log_words() {
         (Morercpthosts, "morercpthosts"),
         (Postmaster, "postmaster"),
         (RelayclientEnv, "relayclient-env"),
+        (Relaytable, "relaytable"),
         (Relayclients, "relayclients"),
         (Auth, "auth"),
         (Relaydomains, "relaydomains"),
@@ -762,4 +763,60 @@ fn rcpthosts_cdb_used_only_while_fresh() {
     fs::create_dir(d.0.join("rcpthosts.cdb")).unwrap();
     let mut c = d.controls();
     assert!(c.in_rcpthosts("example.org").is_err());
+}
+
+/// Rule 1 with `RELAYUSER` (relaycheck's POP-before-SMTP grant) is the same
+/// rule in the same place, logged as `relaytable`; without it, as before.
+#[test]
+fn relaytable_grant_is_rule_one_under_its_own_name() {
+    let d = site();
+    let mut ctl = d.controls();
+    let sender = parse_mail(b"<x@victim.test>").unwrap().path;
+    let rcpt = parse_rcpt(b"<far@victim.test>").unwrap().path;
+    let mut c = client(Env(""));
+    c.relay_user = Some("alice@example.org".into());
+    let dec = decide_rcpt(&c, &sender, &rcpt, &mut ctl).unwrap();
+    assert!(dec.accept);
+    assert_eq!(dec.rule, Relaytable);
+    // before relayclients (rule 2), as RELAYCLIENT is
+    let mut c = client(Ip("192.0.2.7"));
+    c.relayclient = Some(String::new());
+    c.relay_user = Some("alice@example.org".into());
+    let dec = decide_rcpt(&c, &sender, &rcpt, &mut ctl).unwrap();
+    assert_eq!(
+        (dec.rule, dec.queued.as_str()),
+        (Relaytable, "far@victim.test")
+    );
+    // RELAYUSER alone grants nothing
+    let mut c = client(Stranger);
+    c.relay_user = Some("alice@example.org".into());
+    let dec = decide_rcpt(&c, &sender, &rcpt, &mut ctl).unwrap();
+    assert_eq!((dec.accept, dec.rule), (false, Norelay));
+}
+
+/// A missing rcpthosts (or CONTROLDIR) is noted once, for the log.
+#[test]
+fn missing_rcpthosts_is_noted_once() {
+    use crate::controls::Note;
+    let d = Dir::new("no-rcpthosts");
+    let mut ctl = d.controls();
+    assert!(!ctl.in_rcpthosts("example.org").unwrap());
+    assert!(!ctl.in_rcpthosts("example.net").unwrap());
+    let notes = ctl.take_notes();
+    assert_eq!(notes, [Note::RcpthostsMissing(d.0.join("rcpthosts"))]);
+    assert!(notes[0]
+        .to_string()
+        .starts_with("rcpthosts missing: accepting mail for no domain"));
+    assert!(ctl.take_notes().is_empty());
+    let mut ctl = Controls::with_databytes_env(d.0.join("mistyped"), None);
+    assert!(!ctl.in_rcpthosts("example.org").unwrap());
+    assert_eq!(
+        ctl.take_notes(),
+        [Note::ControldirMissing(d.0.join("mistyped"))]
+    );
+    // present: nothing to say
+    d.write("rcpthosts", "example.org\n");
+    let mut ctl = d.controls();
+    assert!(ctl.in_rcpthosts("example.org").unwrap());
+    assert!(ctl.take_notes().is_empty());
 }
