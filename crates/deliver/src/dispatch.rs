@@ -4,7 +4,7 @@
 
 use std::cmp::Reverse;
 use std::collections::{HashMap, VecDeque};
-use std::path::PathBuf;
+use std::path::Path;
 
 use rgqueue::route::domain_of;
 use rgqueue::state::Status;
@@ -79,7 +79,7 @@ impl Dispatch {
         &mut self,
         q: &mut Queue,
         cfg: &Config,
-        prog: &PathBuf,
+        prog: &Path,
     ) -> Vec<(Job, Vec<job::Result>)> {
         let mut failed = Vec::new();
         let mut skipped = 0;
@@ -117,7 +117,7 @@ impl Dispatch {
         failed
     }
 
-    fn spawn(&self, q: &Queue, job: Job, prog: &PathBuf) -> Result<Running, (Job, String)> {
+    fn spawn(&self, q: &Queue, job: Job, prog: &Path) -> Result<Running, (Job, String)> {
         let Some(m) = q.msgs.get(&job.id) else {
             return Err((job, "4.3.0 message vanished".into()));
         };
