@@ -44,7 +44,9 @@ impl Route {
         }
     }
 
-    /// `remote`'s options and target for this route (without `-S`).
+    /// `remote`'s options and target for this route (without `-S`). The
+    /// target follows `--`: a domain from the envelope never reads as an
+    /// option.
     pub fn remote_args(&self) -> Vec<String> {
         let mut a = Vec::new();
         if self.proto == Proto::Lmtp {
@@ -56,6 +58,7 @@ impl Route {
         match &self.hop {
             Hop::Mx { domain } => {
                 a.push("-m".to_string());
+                a.push("--".to_string());
                 a.push(domain.clone());
             }
             Hop::Host { host, port } => {
@@ -63,9 +66,13 @@ impl Route {
                     a.push("-p".to_string());
                     a.push(p.to_string());
                 }
+                a.push("--".to_string());
                 a.push(host.clone());
             }
-            Hop::Unix { path } => a.push(path.clone()),
+            Hop::Unix { path } => {
+                a.push("--".to_string());
+                a.push(path.clone());
+            }
         }
         a
     }
@@ -341,7 +348,7 @@ mod tests {
         assert_eq!(r.to_string(), "lmtp:/run/dovecot/lmtp");
         assert_eq!(
             routes.route("b.test").remote_args(),
-            ["-l", "-p", "24", "127.0.0.1"]
+            ["-l", "-p", "24", "--", "127.0.0.1"]
         );
         assert_eq!(routes.route("x.test").kind(), "smtp");
         assert_eq!(routes.route("x.test").to_string(), "smtp:smarthost.test:25");
@@ -351,12 +358,12 @@ mod tests {
     fn mx_literals_and_ipv6_hosts() {
         let routes = Routes::default();
         let r = routes.route("Victim.Test");
-        assert_eq!(r.remote_args(), ["-m", "victim.test"]);
+        assert_eq!(r.remote_args(), ["-m", "--", "victim.test"]);
         assert_eq!(r.to_string(), "mx:victim.test");
-        assert_eq!(routes.route("[192.0.2.1]").remote_args(), ["192.0.2.1"]);
+        assert_eq!(routes.route("[192.0.2.1]").remote_args(), ["--", "192.0.2.1"]);
         assert_eq!(
             routes.route("[IPv6:2001:db8::1]").remote_args(),
-            ["2001:db8::1"]
+            ["--", "2001:db8::1"]
         );
         let f = file(Proto::Smtp, &["v6.test:[2001:db8::2]:2525:tls"]);
         let r = f.lookup("v6.test").unwrap();
