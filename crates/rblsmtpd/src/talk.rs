@@ -6,8 +6,9 @@
 //! a message, and it is told why at RCPT, where clients report it.
 //!
 //! Lines are read as djb's `commands()` reads them: up to LF, one CR before
-//! it dropped, the verb is everything before the first space or NUL,
-//! compared without case (so `HELO\tx` is not HELO). A line without LF at
+//! it dropped, the verb is everything before the first space, compared
+//! without case (so `HELO\tx` is not HELO; a NUL is part of the verb, as
+//! ucspi-tcp turns it into LF inside the line: `helo\0x` is not HELO). A line without LF at
 //! the end of input is not answered. Unlike ucspi-tcp, which keeps a whole
 //! line in memory, only the first bytes are kept: a verb longer than
 //! [`KEEP`] is no known verb anyway.
@@ -34,10 +35,7 @@ pub enum Answer {
 /// The answer to a line (without its LF) by its verb.
 pub fn answer(line: &[u8]) -> Answer {
     let line = line.strip_suffix(b"\r").unwrap_or(line);
-    let end = line
-        .iter()
-        .position(|&b| b == b' ' || b == 0)
-        .unwrap_or(line.len());
+    let end = line.iter().position(|&b| b == b' ').unwrap_or(line.len());
     let verb = line.get(..end).unwrap_or_default();
     let is = |v: &str| verb.eq_ignore_ascii_case(v.as_bytes());
     if is("quit") {
@@ -57,7 +55,7 @@ pub fn answer(line: &[u8]) -> Answer {
 pub struct Talk {
     /// The first bytes of the line so far.
     head: Vec<u8>,
-    /// The line is longer than `head`, and `head` has no space or NUL (so
+    /// The line is longer than `head`, and `head` has no space (so
     /// the verb is longer than any known one).
     long: bool,
 }
@@ -81,7 +79,7 @@ impl Talk {
         }
         if self.head.len() < KEEP {
             self.head.push(b);
-        } else if !self.head.iter().any(|&h| h == b' ' || h == 0) {
+        } else if !self.head.contains(&b' ') {
             // a CR here may be the one before LF: it only matters when the
             // verb ends there, and a verb of KEEP bytes is no known verb
             self.long = true;
@@ -149,7 +147,8 @@ mod tests {
             (b"noop\r", Answer::Accept),
             (b"QUIT", Answer::Quit),
             (b"quit now", Answer::Quit),
-            (b"quit\0junk", Answer::Quit),
+            (b"quit\0junk", Answer::Refuse),
+            (b"quit \0junk", Answer::Quit),
             (b"RCPT TO:<a@b>", Answer::Refuse),
             (b"DATA", Answer::Refuse),
             (b"VRFY x", Answer::Refuse),
