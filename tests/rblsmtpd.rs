@@ -565,7 +565,6 @@ fn same_conversations_as_ucspi_tcp() {
     let Some((_fwd, fwd_ip)) = port53_forwarder(&z) else {
         return;
     };
-    let fwd = format!("{fwd_ip}:53");
     let odd_session: &[u8] = b"ehlo x\nNOOP\r\nrset\r\n\r\nVRFY root\r\nHELO\tx\r\nhelo\0x\r\n\
         mail from:<>\r\nRCPT TO:<x@y>\r\nquit please\r\nHELO after\r\n";
     let no_quit: &[u8] = b"HELO x\r\nRCPT TO:<x@y>\r\nDATA";
@@ -595,7 +594,10 @@ fn same_conversations_as_ucspi_tcp() {
         (CLEAN, &[], &[], SESSION),
     ];
     for (ip, args, env, input) in cases {
-        let a = ours(&fwd, ip, args, env, input);
+        // both find the server the djbdns way (DNSRESOLVER empty: unset)
+        let mut cache_env = env.to_vec();
+        cache_env.push(("DNSCACHEIP", &fwd_ip));
+        let a = ours("", ip, args, &cache_env, input);
         let b = theirs(&fwd_ip, ip, args, env, input);
         let what = format!("{ip} {args:?} {env:?}");
         assert_eq!(out(&a), out(&b), "{what}; ucspi-tcp stderr: {}", err(&b));

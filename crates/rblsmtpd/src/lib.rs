@@ -17,7 +17,7 @@ pub mod decide;
 pub mod opts;
 pub mod talk;
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use rgcore::diag::printable;
@@ -131,7 +131,7 @@ impl Live {
                 self.bound.as_secs()
             )));
         }
-        let r = self.resolver.get_or_insert_with(Resolver::from_env);
+        let r = self.resolver.get_or_insert_with(resolver_from_env);
         match r {
             Ok(r) => {
                 r.set_timeout(left);
@@ -142,11 +142,52 @@ impl Live {
     }
 }
 
+/// `DNSRESOLVER` or resolv.conf (rgdns), but djbdns's `DNSCACHEIP` when
+/// only that is set: ucspi-tcp's rblsmtpd honours it, and a run script
+/// written for it must keep asking the same servers.
+fn resolver_from_env() -> Result<Resolver, DnsError> {
+    let own = std::env::var_os("DNSRESOLVER").is_some_and(|v| !v.is_empty());
+    let cache = std::env::var("DNSCACHEIP").ok().filter(|_| !own);
+    match cache.map(|v| dnscacheip(&v)) {
+        Some(servers) if !servers.is_empty() => {
+            Ok(Resolver::with_servers(servers, rgdns::DEFAULT_TIMEOUT))
+        }
+        _ => Resolver::from_env(),
+    }
+}
+
+/// The IPv4 addresses in a `DNSCACHEIP` value, port 53. djbdns reads
+/// dotted quads separated by anything else and takes at most 16.
+pub fn dnscacheip(value: &str) -> Vec<SocketAddr> {
+    value
+        .split(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .filter_map(|item| item.parse::<Ipv4Addr>().ok())
+        .take(16)
+        .map(|ip| SocketAddr::new(IpAddr::V4(ip), 53))
+        .collect()
+}
+
 impl Dnsbl for Live {
     fn txt(&mut self, name: &str) -> Result<Vec<String>, DnsError> {
         self.resolver()?.txt(name)
     }
     fn a(&mut self, name: &str) -> Result<Vec<Ipv4Addr>, DnsError> {
         self.resolver()?.a(name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dnscacheip_lists() {
+        let got = dnscacheip("127.0.0.53/10.1.2.3,junk 192.0.2.1");
+        let want: Vec<SocketAddr> = ["127.0.0.53:53", "10.1.2.3:53", "192.0.2.1:53"]
+            .iter()
+            .map(|s| s.parse().unwrap())
+            .collect();
+        assert_eq!(got, want);
+        assert!(dnscacheip("").is_empty());
     }
 }
