@@ -20,7 +20,14 @@
 //! file is linked back under its name (unless an even newer one arrived
 //! meanwhile). The price is that such a refreshed entry is absent for the
 //! few microseconds between the rename and the link.
+//!
+//! `DENYDIR` entries may also be bans that carry their own expiry
+//! (`until=UNIXTIME`, `cause=NAME`): the [`deny`] module reads and writes
+//! them, and [`clear_deny`] clears that table by each entry's own expiry.
 #![forbid(unsafe_code)]
+
+pub mod deny;
+pub use deny::{ban, ban_content, denied, deny_entry, deny_list, unban, DenyEntry};
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, ErrorKind, Read, Write};
@@ -255,6 +262,38 @@ enum Outcome {
 /// the open directory (no path walk per entry); only an old entry goes on
 /// to the path-based removal in [`clear_entry`].
 pub fn clear(dir: &Path, max_age: Duration) -> io::Result<(u64, u64)> {
+    clear_with(dir, Policy::Relay(max_age))
+}
+
+/// [`clear`] for `DENYDIR`: an entry that is a ban (`until=` in its
+/// content, [`deny`]) is removed once its `until` has passed and kept until
+/// then, whatever `max_age`; any other entry ages by its mtime as in
+/// [`clear`]. Same counts, same guarantee while writers run.
+pub fn clear_deny(dir: &Path, max_age: Duration) -> io::Result<(u64, u64)> {
+    clear_with(dir, Policy::Deny(max_age))
+}
+
+/// How an entry's life is judged: by its mtime alone (`RELAYDIR`), or by
+/// its own `until=` when it has one (`DENYDIR`).
+#[derive(Debug, Clone, Copy)]
+enum Policy {
+    Relay(Duration),
+    Deny(Duration),
+}
+
+impl Policy {
+    /// Is the entry at `path` (of `mtime` and `size`) still honoured now?
+    /// Only a non-empty deny entry is read.
+    fn alive(self, path: &Path, mtime: SystemTime, size: u64) -> io::Result<bool> {
+        let now = SystemTime::now();
+        match self {
+            Policy::Relay(max_age) => Ok(fresh(mtime, now, max_age)),
+            Policy::Deny(max_age) => deny::alive(path, mtime, size, max_age, now),
+        }
+    }
+}
+
+fn clear_with(dir: &Path, policy: Policy) -> io::Result<(u64, u64)> {
     let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
     let fd = match rustix::fs::open(dir, flags, Mode::empty()) {
         Ok(fd) => fd,
@@ -270,7 +309,7 @@ pub fn clear(dir: &Path, max_age: Duration) -> io::Result<(u64, u64)> {
             continue;
         };
         let outcome = match classify(name) {
-            Kind::Entry => scan_entry(&fd, dir, name, max_age)?,
+            Kind::Entry => scan_entry(&fd, dir, name, policy)?,
             Kind::Temp => clear_temp(&dir.join(name))?,
             Kind::Other => Outcome::Ignored,
         };
@@ -288,8 +327,8 @@ const SCAN_BUF: usize = 64 * 1024;
 
 /// The scan's look at one entry, relative to the open directory: fresh
 /// entries are kept, old ones go to [`clear_entry`] (which looks again).
-fn scan_entry(dirfd: &OwnedFd, dir: &Path, name: &str, max_age: Duration) -> io::Result<Outcome> {
-    let want = StatxFlags::TYPE | StatxFlags::MTIME;
+fn scan_entry(dirfd: &OwnedFd, dir: &Path, name: &str, policy: Policy) -> io::Result<Outcome> {
+    let want = StatxFlags::TYPE | StatxFlags::MTIME | StatxFlags::SIZE;
     let st = match rustix::fs::statx(dirfd, name, AtFlags::SYMLINK_NOFOLLOW, want) {
         Ok(st) => st,
         Err(Errno::NOENT) => return Ok(Outcome::Ignored),
@@ -298,10 +337,14 @@ fn scan_entry(dirfd: &OwnedFd, dir: &Path, name: &str, max_age: Duration) -> io:
     if FileType::from_raw_mode(u32::from(st.stx_mode)) != FileType::RegularFile {
         return Ok(Outcome::Ignored);
     }
-    match statx_time(st.stx_mtime.tv_sec, st.stx_mtime.tv_nsec) {
-        Some(mtime) if fresh(mtime, SystemTime::now(), max_age) => Ok(Outcome::Kept),
-        _ => clear_entry(dir, name, max_age),
+    let alive = match statx_time(st.stx_mtime.tv_sec, st.stx_mtime.tv_nsec) {
+        Some(mtime) => policy.alive(&dir.join(name), mtime, st.stx_size)?,
+        None => false,
+    };
+    if alive {
+        return Ok(Outcome::Kept);
     }
+    clear_entry(dir, name, policy)
 }
 
 /// A statx time as a `SystemTime`; `None` when it does not fit one.
@@ -330,7 +373,11 @@ fn is_fresh_meta(m: &fs::Metadata, max_age: Duration) -> io::Result<bool> {
     Ok(fresh(m.modified()?, SystemTime::now(), max_age))
 }
 
-fn clear_entry(dir: &Path, name: &str, max_age: Duration) -> io::Result<Outcome> {
+fn is_alive_meta(path: &Path, m: &fs::Metadata, policy: Policy) -> io::Result<bool> {
+    policy.alive(path, m.modified()?, m.len())
+}
+
+fn clear_entry(dir: &Path, name: &str, policy: Policy) -> io::Result<Outcome> {
     let path = dir.join(name);
     let Some(m) = stat(&path)? else {
         return Ok(Outcome::Ignored);
@@ -338,12 +385,12 @@ fn clear_entry(dir: &Path, name: &str, max_age: Duration) -> io::Result<Outcome>
     if !m.file_type().is_file() {
         return Ok(Outcome::Ignored);
     }
-    if is_fresh_meta(&m, max_age)? {
+    if is_alive_meta(&path, &m, policy)? {
         return Ok(Outcome::Kept);
     }
     let aside = temp_path(dir, name, "clear");
     match fs::rename(&path, &aside) {
-        Ok(()) => settle(&path, &aside, max_age),
+        Ok(()) => settle(&path, &aside, policy),
         Err(e) if e.kind() == ErrorKind::NotFound => Ok(Outcome::Ignored),
         Err(e) => Err(e),
     }
@@ -351,12 +398,12 @@ fn clear_entry(dir: &Path, name: &str, max_age: Duration) -> io::Result<Outcome>
 
 /// `aside` holds what was under `path` at the rename: remove it if it is
 /// old, else put it back (a login refreshed it after the scan's stat).
-fn settle(path: &Path, aside: &Path, max_age: Duration) -> io::Result<Outcome> {
+fn settle(path: &Path, aside: &Path, policy: Policy) -> io::Result<Outcome> {
     let Some(m) = stat(aside)? else {
         // only a concurrent clear removes .tmp. files, and only stale ones
         return Ok(Outcome::Removed);
     };
-    if !is_fresh_meta(&m, max_age)? {
+    if !is_alive_meta(aside, &m, policy)? {
         remove_if_present(aside)?;
         return Ok(Outcome::Removed);
     }

@@ -269,7 +269,10 @@ fn clear_puts_back_an_entry_refreshed_after_its_scan() {
     let path = d.0.join("192.0.2.7");
     let aside = d.0.join("192.0.2.7.tmp.clear.1.1");
     fs::write(&aside, "USER=new\n").unwrap();
-    assert_eq!(settle(&path, &aside, HOUR).unwrap(), Outcome::Kept);
+    assert_eq!(
+        settle(&path, &aside, Policy::Relay(HOUR)).unwrap(),
+        Outcome::Kept
+    );
     assert_eq!(d.names(), ["192.0.2.7"]);
     assert_eq!(fs::read_to_string(&path).unwrap(), "USER=new\n");
 }
@@ -281,7 +284,10 @@ fn clear_keeps_an_even_newer_entry_over_the_one_it_moved() {
     let aside = d.0.join("192.0.2.7.tmp.clear.1.1");
     fs::write(&aside, "USER=new\n").unwrap();
     fs::write(&path, "USER=newest\n").unwrap();
-    assert_eq!(settle(&path, &aside, HOUR).unwrap(), Outcome::Kept);
+    assert_eq!(
+        settle(&path, &aside, Policy::Relay(HOUR)).unwrap(),
+        Outcome::Kept
+    );
     assert_eq!(d.names(), ["192.0.2.7"]);
     assert_eq!(fs::read_to_string(&path).unwrap(), "USER=newest\n");
 }
@@ -293,7 +299,10 @@ fn clear_removes_what_it_moved_when_old() {
     let aside = d.0.join("192.0.2.7.tmp.clear.1.1");
     fs::write(&aside, "").unwrap();
     d.age("192.0.2.7.tmp.clear.1.1", 7200);
-    assert_eq!(settle(&path, &aside, HOUR).unwrap(), Outcome::Removed);
+    assert_eq!(
+        settle(&path, &aside, Policy::Relay(HOUR)).unwrap(),
+        Outcome::Removed
+    );
     assert!(d.names().is_empty());
 }
 
@@ -364,4 +373,143 @@ fn refreshing_old_entries_while_clearing_never_loses_one() {
         );
         assert_eq!(d.names().len(), n as usize);
     }
+}
+
+// ---- bans (deny.rs) ----
+
+fn secs(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH).unwrap().as_secs()
+}
+
+#[test]
+fn ban_content_round_trips_and_rounds_up() {
+    let until = UNIX_EPOCH + Duration::new(1_700_000_000, 1);
+    let c = ban_content(until, "authfailures");
+    assert_eq!(c, "until=1700000001\ncause=authfailures\n");
+    let (u, cause) = deny::parse_ban(&c);
+    assert_eq!(secs(u.unwrap()), 1_700_000_001);
+    assert_eq!(cause.as_deref(), Some("authfailures"));
+    // causes stay one printable word
+    assert_eq!(deny::clean_cause("a b\n=c"), "a?b??c");
+    assert_eq!(deny::clean_cause(""), "-");
+    assert_eq!(deny::clean_cause(&"x".repeat(100)).len(), deny::CAUSE_MAX);
+}
+
+#[test]
+fn a_bad_until_is_no_until() {
+    for bad in [
+        "until=",
+        "until=12x",
+        "until=-5",
+        "until=9999999999999",
+        "USER=joe",
+    ] {
+        assert_eq!(deny::parse_ban(bad).0, None, "{bad}");
+    }
+    let (u, c) = deny::parse_ban("until=5\r\nuntil=7\ncause=\ncause=probelimits\n");
+    assert_eq!((secs(u.unwrap()), c.as_deref()), (5, Some("probelimits")));
+}
+
+#[test]
+fn a_ban_is_honoured_until_its_until_whatever_the_mtime() {
+    let d = Dir::new("ban");
+    let now = SystemTime::now();
+    let a = ip("192.0.2.7");
+    ban(&d.0, a, now + 2 * HOUR, "authfailures").unwrap();
+    // older than max_age by its mtime, still banned by its until
+    d.age("192.0.2.7", 7200);
+    let e = denied(&d.0, a, Duration::ZERO, now).unwrap().unwrap();
+    assert_eq!(e.cause.as_deref(), Some("authfailures"));
+    assert!(denied(&d.0, a, HOUR, now + 2 * HOUR + HOUR)
+        .unwrap()
+        .is_none());
+    // a fresh mtime does not extend an expired ban
+    ban(&d.0, a, now - Duration::from_secs(1), "x").unwrap();
+    assert!(denied(&d.0, a, HOUR, now).unwrap().is_none());
+    assert!(deny_entry(&d.0, a).unwrap().is_some(), "still listed");
+    // a plain entry ages by its mtime
+    record(&d.0, ip("192.0.2.8"), "").unwrap();
+    let e = denied(&d.0, ip("192.0.2.8"), HOUR, now).unwrap().unwrap();
+    assert_eq!((e.until, e.cause), (None, None));
+    assert!(denied(&d.0, ip("192.0.2.8"), Duration::ZERO, now)
+        .unwrap()
+        .is_none());
+    assert!(denied(&d.0, ip("192.0.2.9"), HOUR, now).unwrap().is_none());
+    assert!(denied(&d.0.join("missing"), a, HOUR, now)
+        .unwrap()
+        .is_none());
+    let f = d.0.join("192.0.2.8");
+    assert!(denied(&f, a, HOUR, now).is_err(), "a file as directory");
+}
+
+#[test]
+fn unban_lifts_any_entry_and_says_whether_there_was_one() {
+    let d = Dir::new("unban");
+    let a = ip("2001:db8::7");
+    ban(&d.0, a, SystemTime::now() + HOUR, "manual").unwrap();
+    assert!(unban(&d.0, a).unwrap());
+    assert!(!unban(&d.0, a).unwrap());
+    assert!(d.names().is_empty());
+}
+
+#[test]
+fn deny_list_shows_every_entry_sorted_and_skips_the_rest() {
+    let d = Dir::new("denylist");
+    let now = SystemTime::now();
+    ban(&d.0, ip("192.0.2.9"), now + HOUR, "probelimits").unwrap();
+    ban(&d.0, ip("192.0.2.1"), now - HOUR, "authfailures").unwrap();
+    record(&d.0, ip("2001:db8::1"), "").unwrap();
+    fs::write(d.0.join("192.0.2.5.tmp.w.1.1"), "").unwrap();
+    fs::write(d.0.join("README"), "").unwrap();
+    let l = deny_list(&d.0).unwrap();
+    let ips: Vec<String> = l.iter().map(|(a, _)| a.to_string()).collect();
+    assert_eq!(ips, ["192.0.2.1", "192.0.2.9", "2001:db8::1"]);
+    assert!(!l[0].1.is_live(now, HOUR) && l[1].1.is_live(now, HOUR));
+    assert!(l[2].1.is_live(now, HOUR));
+    assert!(deny_list(&d.0.join("nope")).unwrap().is_empty());
+}
+
+#[test]
+fn clear_deny_goes_by_each_entry_s_own_expiry() {
+    let d = Dir::new("cleardeny");
+    let now = SystemTime::now();
+    ban(&d.0, ip("192.0.2.1"), now + 3 * HOUR, "authfailures").unwrap();
+    d.age("192.0.2.1", 7200); // old mtime, live ban: kept
+    ban(
+        &d.0,
+        ip("192.0.2.2"),
+        now - Duration::from_secs(5),
+        "probelimits",
+    )
+    .unwrap(); // expired
+    record(&d.0, ip("192.0.2.3"), "").unwrap(); // fresh auto-deny: kept
+    record(&d.0, ip("192.0.2.4"), "").unwrap();
+    d.age("192.0.2.4", 7200); // old auto-deny: removed
+    assert_eq!(clear_deny(&d.0, HOUR).unwrap(), (2, 2));
+    assert_eq!(d.names(), ["192.0.2.1", "192.0.2.3"]);
+    // max_age 0 clears every plain entry, never a live ban
+    assert_eq!(clear_deny(&d.0, Duration::ZERO).unwrap(), (1, 1));
+    assert_eq!(d.names(), ["192.0.2.1"]);
+    // plain clear() would have taken the live ban by its mtime
+    assert_eq!(clear(&d.0, HOUR).unwrap(), (1, 0));
+}
+
+#[test]
+fn clear_deny_puts_back_a_ban_written_after_the_scan() {
+    // the scan judged an old plain entry, but what it moved aside is a new
+    // ban (old mtime is irrelevant): it goes back
+    let d = Dir::new("putback-ban");
+    let path = d.0.join("192.0.2.7");
+    let aside = d.0.join("192.0.2.7.tmp.clear.1.1");
+    fs::write(
+        &aside,
+        ban_content(SystemTime::now() + HOUR, "authfailures"),
+    )
+    .unwrap();
+    d.age("192.0.2.7.tmp.clear.1.1", 7200);
+    assert_eq!(
+        settle(&path, &aside, Policy::Deny(HOUR)).unwrap(),
+        Outcome::Kept
+    );
+    assert_eq!(d.names(), ["192.0.2.7"]);
 }

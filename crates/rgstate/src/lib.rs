@@ -1,0 +1,248 @@
+//! The state that outlives one connection (SPEC section 8): sliding-window
+//! counters, small cached values and bans, shared by every smtpd process on
+//! the host, behind one interface, [`Store`], so that a shared engine (SPEC
+//! section 9, Redis) can stand behind the same calls.
+//!
+//! Today's engine is [`FileStore`]: counters and values in `STATEDIR`
+//! (default `/var/relaygate/state`, [`statedir`]), one small file per key,
+//! replaced atomically (temp file + rename), updated under `flock` so no
+//! increment is lost between processes; bans in `DENYDIR` as `rgiptable`
+//! writes them (`until=`/`cause=`, `man/relaytable.5`). The formats are in
+//! the [`file`] and [`window`] modules.
+//!
+//! Costs: a miss ([`Store::count`] of a key never hit, [`Store::banned`] of
+//! a client without an entry) is one `open` or one `lstat`; nothing is
+//! written unless an event is recorded.
+//!
+//! Time is always passed in (`now`), so callers and tests control the clock.
+//! Every error is temporary ([`Error::is_temporary`]): the caller decides
+//! whether to fail open or closed; nothing here panics or exits.
+#![forbid(unsafe_code)]
+
+use std::fmt;
+use std::io;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+pub mod file;
+pub mod key;
+pub mod window;
+
+pub use file::FileStore;
+
+/// One store of counters, values and bans. Implementations must be safe to
+/// use from many processes (and threads) at once on the same keys.
+///
+/// Keys are arbitrary strings (`authfail:192.0.2.7`, `send:joe@example.org`):
+/// the store encodes them; callers choose and normalise them (case, IP
+/// form). Counters and values live in separate name spaces.
+pub trait Store {
+    /// Record one event for `key` at `now` and return how many events fall
+    /// in the window of length `window` ending at `now`, this one included.
+    /// No increment is lost when processes hit the same key concurrently.
+    fn hit(&self, key: &str, window: Duration, now: SystemTime) -> Result<u64, Error>;
+
+    /// Take a slot: record one event only when fewer than `limit` are in the
+    /// window. Atomic: of any number of concurrent callers, exactly as many
+    /// succeed as there were free slots. `limit` 0 always refuses.
+    fn hit_below(
+        &self,
+        key: &str,
+        window: Duration,
+        limit: u64,
+        now: SystemTime,
+    ) -> Result<Admit, Error>;
+
+    /// The events of `key` in the window ending at `now`, without recording
+    /// one. A key never hit counts 0 (one `open` in [`FileStore`]).
+    fn count(&self, key: &str, window: Duration, now: SystemTime) -> Result<u64, Error>;
+
+    /// Forget every event of `key` (e.g. an account's failures after its
+    /// owner logs in). Resetting a key that does not exist is not an error.
+    fn reset(&self, key: &str) -> Result<(), Error>;
+
+    /// Remember `value` under `key` until `now + ttl` (a cache: e.g. a
+    /// recipient probe's answer). Replaces any earlier value.
+    fn set(&self, key: &str, value: &str, ttl: Duration, now: SystemTime) -> Result<(), Error>;
+
+    /// The value of `key` if it has not expired at `now`.
+    fn get(&self, key: &str, now: SystemTime) -> Result<Option<String>, Error>;
+
+    /// Ban `ip` until `until` for `cause` (a control file's name:
+    /// `authfailures`, `probelimits`, ...; cleaned to one printable word).
+    /// Replaces whatever ban or entry `ip` had, even a longer one.
+    fn ban(&self, ip: IpAddr, until: SystemTime, cause: &str) -> Result<(), Error>;
+
+    /// `ip`'s ban when it is in force at `now`, `None` otherwise.
+    fn banned(&self, ip: IpAddr, now: SystemTime) -> Result<Option<Ban>, Error>;
+
+    /// Lift `ip`'s ban at once; `Ok(false)` when it had none.
+    fn unban(&self, ip: IpAddr) -> Result<bool, Error>;
+
+    /// Every ban the store holds, sorted by address. A store that expires
+    /// lazily ([`FileStore`] until `clearopensmtp` runs) may return expired
+    /// ones too: see [`Ban::is_live`].
+    fn bans(&self) -> Result<Vec<Ban>, Error>;
+
+    /// Remove what has expired at `now`: counters whose every event left
+    /// its window, values past their time, bans past their expiry. A store
+    /// whose engine expires keys itself (TTL) may do nothing.
+    fn clear_expired(&self, now: SystemTime) -> Result<Cleared, Error>;
+}
+
+/// What [`Store::hit_below`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admit {
+    /// The event was recorded; the count in the window, this one included.
+    Taken(u64),
+    /// The window was full; nothing recorded; the count in the window.
+    Full(u64),
+}
+
+impl Admit {
+    /// Was the slot taken?
+    pub fn taken(self) -> bool {
+        matches!(self, Admit::Taken(_))
+    }
+}
+
+/// A ban on one client address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ban {
+    /// The client (IPv4-mapped addresses folded to IPv4).
+    pub ip: IpAddr,
+    /// When the ban ends: its own expiry, or for an entry without one
+    /// (smtpd's auto-deny, `touch`) its time plus `RELAY_CLEAR_MINUTES`.
+    pub until: SystemTime,
+    /// Why (`authfailures`, `probelimits`, `manual`, ...); `None` when the
+    /// entry names no cause.
+    pub cause: Option<String>,
+    /// When it was written, when the store knows.
+    pub since: Option<SystemTime>,
+    /// `true` when the entry carries its own expiry (`until=`); `false`
+    /// when it ages by `RELAY_CLEAR_MINUTES`.
+    pub explicit: bool,
+}
+
+impl Ban {
+    /// Is the ban in force at `now`?
+    pub fn is_live(&self, now: SystemTime) -> bool {
+        now < self.until
+    }
+
+    /// The cause for logs: the cause, or `none`.
+    pub fn cause_text(&self) -> &str {
+        self.cause.as_deref().unwrap_or("none")
+    }
+}
+
+/// What [`Store::clear_expired`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Cleared {
+    /// Files (or keys) removed, stale temp files included.
+    pub removed: u64,
+    /// Live entries left in place.
+    pub kept: u64,
+}
+
+impl std::ops::Add for Cleared {
+    type Output = Cleared;
+    fn add(self, o: Cleared) -> Cleared {
+        Cleared {
+            removed: self.removed + o.removed,
+            kept: self.kept + o.kept,
+        }
+    }
+}
+
+/// A failure of the store. Every one is temporary: the state may be
+/// readable again in a moment (SMTP `4xx`, exit 111).
+#[derive(Debug)]
+pub enum Error {
+    /// A file operation failed: what was being done, on which path.
+    Io {
+        /// The verb and object, e.g. `lock counter`.
+        op: &'static str,
+        /// The file or directory.
+        path: PathBuf,
+        /// The system's reason.
+        source: io::Error,
+    },
+    /// Another process held a key's lock longer than [`file::LOCK_TIMEOUT`].
+    Busy {
+        /// The key's file.
+        path: PathBuf,
+    },
+    /// A shared engine could not be reached (for engines other than files).
+    Unavailable(String),
+}
+
+impl Error {
+    /// Always `true`: no state failure is permanent.
+    pub fn is_temporary(&self) -> bool {
+        true
+    }
+
+    pub(crate) fn io(op: &'static str, path: &Path, source: io::Error) -> Error {
+        Error::Io {
+            op,
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    /// `unable to OP PATH: reason`, the diagnostic's text after `fatal: `.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Io { op, path, source } => write!(
+                f,
+                "unable to {op} {}: {}",
+                path.display(),
+                rgcore::diag::describe_io(source)
+            ),
+            Error::Busy { path } => {
+                write!(f, "unable to lock {}: held too long", path.display())
+            }
+            Error::Unavailable(why) => write!(f, "unable to reach the state engine: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Io { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
+
+impl From<Error> for rgcore::Failure {
+    fn from(e: Error) -> Self {
+        rgcore::Failure::temp(e.to_string())
+    }
+}
+
+/// `STATEDIR`, default `ROOT/state` (`/var/relaygate/state`), as the other
+/// run-time directories of `rgcore::paths`.
+pub fn statedir() -> PathBuf {
+    match std::env::var_os("STATEDIR") {
+        Some(v) if !v.is_empty() => PathBuf::from(v),
+        _ => PathBuf::from(rgcore::paths::ROOT).join("state"),
+    }
+}
+
+/// The store the environment names: today always the [`FileStore`] of
+/// `STATEDIR` and `DENYDIR` with `RELAY_CLEAR_MINUTES`. Touches no file.
+/// The second value is a warning to print (an invalid
+/// `RELAY_CLEAR_MINUTES`, replaced by its default).
+pub fn from_env() -> (Box<dyn Store>, Option<String>) {
+    let (store, warning) = FileStore::from_env();
+    (Box::new(store), warning)
+}
+
+#[cfg(test)]
+mod tests;
