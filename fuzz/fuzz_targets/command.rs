@@ -6,7 +6,8 @@ use libfuzzer_sys::fuzz_target;
 use rgcore::Failure;
 use rgpolicy::addr::{parse_mail, parse_rcpt, Path};
 use rgsmtp::{
-    Action, AuthOutcome, Config, Env, MailOk, QueueOutcome, RcptOutcome, Refusal, Session, Wants,
+    Action, AuthOutcome, Config, Env, MailOk, QueueOutcome, RcptOutcome, RcptVerdict, Reply, Session,
+    Wants,
 };
 
 struct Toy;
@@ -25,14 +26,14 @@ impl Env for Toy {
     fn maxrcpt(&mut self) -> Result<usize, Failure> {
         Ok(5)
     }
-    fn mail(&mut self, arg: &[u8]) -> Result<Result<MailOk<Path>, Refusal>, Failure> {
+    fn mail(&mut self, arg: &[u8]) -> Result<Result<MailOk<Path>, Reply>, Failure> {
         Ok(match parse_mail(arg) {
             Ok(p) => Ok(MailOk {
                 queued: p.path.queued().into_bytes(),
                 sender: p.path,
                 params: p.params,
             }),
-            Err(e) => Err(Refusal { code: e.code, text: e.text }),
+            Err(e) => Err(Reply { code: e.code, text: e.text }),
         })
     }
     fn rcpt(&mut self, _: &Path, arg: &[u8], auth: Option<&str>) -> Result<RcptOutcome, Failure> {
@@ -47,13 +48,17 @@ impl Env for Toy {
             }
             Err(_) => (false, String::new()),
         };
-        Ok(RcptOutcome { accept, refusal: None, queued: queued.into_bytes(), rule: "toy".into() })
+        let verdict = match accept {
+            true => RcptVerdict::Accept { queued: queued.clone().into_bytes() },
+            false => RcptVerdict::Refuse(Reply { code: 553, text: "5.7.1 no".into() }),
+        };
+        Ok(RcptOutcome { verdict, rule: "toy".into(), address: queued.into_bytes() })
     }
     fn now(&mut self) -> u64 {
         0
     }
-    fn nonce(&mut self) -> u64 {
-        1
+    fn cram_challenge(&mut self, me: &str) -> String {
+        format!("<1.0.1@{me}>")
     }
 }
 
@@ -82,9 +87,11 @@ fuzz_target!(|data: &[u8]| {
         pos += used;
         while let Some(a) = s.next_action() {
             match a {
-                Action::MessageEnd { envelope } => {
-                    assert_eq!(envelope.first(), Some(&b'F'));
-                    assert!(envelope.ends_with(b"\0\0"));
+                Action::MessageEnd { sender, recipients } => {
+                    let rcpts: Vec<&[u8]> = recipients.iter().map(Vec::as_slice).collect();
+                    let envelope = rgspool::envelope(&sender, &rcpts);
+                    assert!(!recipients.is_empty());
+                    assert!(rgspool::parse_envelope(&envelope).is_ok());
                     s.message_out().clear();
                     s.queue_result(QueueOutcome::Ok("x".into()));
                 }
@@ -99,7 +106,7 @@ fuzz_target!(|data: &[u8]| {
         s.message_out().clear();
         match s.wants() {
             Wants::DataGo => s.data_go(),
-            Wants::Tls => s.tls_started(),
+            Wants::Tls => s.tls_started("version=x"),
             Wants::Close => break,
             _ => {}
         }

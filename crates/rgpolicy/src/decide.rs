@@ -73,48 +73,91 @@ impl Rule {
     }
 }
 
-/// The verdict on one recipient.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Decision {
-    pub accept: bool,
-    pub rule: Rule,
-    /// `RELAYCLIENT` or `relayclients` value appended to the queued
-    /// recipient (qmail: to every recipient of a relay client).
-    pub append: String,
-    /// The reply line without CRLF: `250 2.1.5 ok` or the refusal.
-    pub reply: String,
-    /// When accepted, exactly the recipient for the envelope:
-    /// `rcpt.queued() + append`. Empty when refused.
-    pub queued: String,
+/// A refusal: the SMTP code and the text after it (enhanced status code
+/// first), kept apart so nobody splits or joins reply lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reply {
+    /// The three-digit SMTP code.
+    pub code: u16,
+    /// `5.7.1 sorry, ...`.
+    pub text: &'static str,
 }
 
-pub const REPLY_OK: &str = "250 2.1.5 ok";
-pub const REPLY_NORELAY: &str =
-    "553 5.7.1 sorry, that domain isn't in my list of allowed rcpthosts";
-pub const REPLY_BADMAILFROM: &str =
-    "553 5.7.1 sorry, your envelope sender is in my badmailfrom list";
-pub const REPLY_BADRCPTTO: &str =
-    "553 5.7.1 sorry, your envelope recipient is in my badrcptto list";
-pub const REPLY_SYNTAX: &str = "553 5.1.3 bad recipient address";
-
-fn refuse(rule: Rule, reply: &str) -> Decision {
-    Decision {
-        accept: false,
-        rule,
-        append: String::new(),
-        reply: reply.to_string(),
-        queued: String::new(),
+impl std::fmt::Display for Reply {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.code, self.text)
     }
 }
 
-fn accept(rule: Rule, rcpt: &Path, append: String) -> Decision {
-    let queued = format!("{}{}", rcpt.queued(), append);
+/// The one text for a recipient nobody may relay to (qmail's).
+pub const NORELAY: Reply = Reply {
+    code: 553,
+    text: "5.7.1 sorry, that domain isn't in my list of allowed rcpthosts",
+};
+/// `badmailfrom` holds the sender.
+pub const BADMAILFROM: Reply = Reply {
+    code: 553,
+    text: "5.7.1 sorry, your envelope sender is in my badmailfrom list",
+};
+/// `badrcptto` holds the recipient.
+pub const BADRCPTTO: Reply = Reply {
+    code: 553,
+    text: "5.7.1 sorry, your envelope recipient is in my badrcptto list",
+};
+/// `<>` as a recipient.
+pub const SYNTAX: Reply = Reply {
+    code: 553,
+    text: "5.1.3 bad recipient address",
+};
+
+/// Accepted or refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Exactly the recipient for the envelope: the parsed address followed
+    /// by any `RELAYCLIENT`/`relayclients` value (qmail appends it to every
+    /// recipient of a relay client).
+    Accept { queued: String },
+    /// The reply to send.
+    Refuse(Reply),
+}
+
+/// The verdict on one recipient and the rule that decided it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    /// Logged as `rule=`.
+    pub rule: Rule,
+    /// What to do.
+    pub verdict: Verdict,
+}
+
+impl Decision {
+    /// Was the recipient accepted?
+    pub fn accepted(&self) -> bool {
+        matches!(self.verdict, Verdict::Accept { .. })
+    }
+
+    /// The recipient for the envelope, when accepted.
+    pub fn queued(&self) -> Option<&str> {
+        match &self.verdict {
+            Verdict::Accept { queued } => Some(queued),
+            Verdict::Refuse(_) => None,
+        }
+    }
+}
+
+fn refuse(rule: Rule, reply: Reply) -> Decision {
     Decision {
-        accept: true,
         rule,
-        append,
-        reply: REPLY_OK.to_string(),
-        queued,
+        verdict: Verdict::Refuse(reply),
+    }
+}
+
+fn accept(rule: Rule, rcpt: &Path, append: &str) -> Decision {
+    Decision {
+        rule,
+        verdict: Verdict::Accept {
+            queued: format!("{}{append}", rcpt.queued()),
+        },
     }
 }
 
@@ -129,37 +172,37 @@ pub fn decide_rcpt(
 ) -> Result<Decision, Failure> {
     if let Path::Mailbox(s) = sender {
         if ctl.in_badmailfrom(&s.queued(), &s.domain)? {
-            return Ok(refuse(Rule::Badmailfrom, REPLY_BADMAILFROM));
+            return Ok(refuse(Rule::Badmailfrom, BADMAILFROM));
         }
     }
     let mailbox = match rcpt {
-        Path::Null => return Ok(refuse(Rule::Syntax, REPLY_SYNTAX)),
+        Path::Null => return Ok(refuse(Rule::Syntax, SYNTAX)),
         Path::Postmaster => None,
         Path::Mailbox(m) => Some(m),
     };
     let domain = mailbox.map(|m| m.domain.as_str()).unwrap_or("");
     if ctl.in_badrcptto(&rcpt.queued(), domain)? {
-        return Ok(refuse(Rule::Badrcptto, REPLY_BADRCPTTO));
+        return Ok(refuse(Rule::Badrcptto, BADRCPTTO));
     }
     let Some(mailbox) = mailbox else {
         let append = relay_append(client, ctl)?
             .map(|(_, v)| v)
             .unwrap_or_default();
-        return Ok(accept(Rule::Postmaster, rcpt, append));
+        return Ok(accept(Rule::Postmaster, rcpt, &append));
     };
     if let Some(rule) = local_rule(client, mailbox, ctl)? {
         let append = relay_append(client, ctl)?
             .map(|(_, v)| v)
             .unwrap_or_default();
-        return Ok(accept(rule, rcpt, append));
+        return Ok(accept(rule, rcpt, &append));
     }
     if let Some((rule, append)) = relay_append(client, ctl)? {
-        return Ok(accept(rule, rcpt, append));
+        return Ok(accept(rule, rcpt, &append));
     }
     if let Some(rule) = relay_grant(client, sender, ctl)? {
-        return Ok(accept(rule, rcpt, String::new()));
+        return Ok(accept(rule, rcpt, ""));
     }
-    Ok(refuse(Rule::Norelay, REPLY_NORELAY))
+    Ok(refuse(Rule::Norelay, NORELAY))
 }
 
 /// Is the recipient's domain ours? A literal naming one of our addresses

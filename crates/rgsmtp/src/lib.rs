@@ -16,7 +16,8 @@ pub mod session;
 
 pub use data::{Decoder, Verdict};
 pub use session::{
-    Action, AuthOutcome, Config, Env, MailOk, QueueOutcome, RcptOutcome, Refusal, Session, Wants,
+    Action, AuthOutcome, Config, Env, MailOk, QueueOutcome, RcptOutcome, RcptVerdict, Reply,
+    Session, Wants,
 };
 
 #[cfg(test)]

@@ -31,10 +31,12 @@ pub const MAX_ERRORS: u32 = 20;
 pub const MAX_AUTH_FAILURES: u32 = 3;
 
 /// A refusal of an address or command: SMTP code and text (with the
-/// enhanced status code).
+/// enhanced status code), joined only when the reply is written.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Refusal {
+pub struct Reply {
+    /// The three-digit SMTP code.
     pub code: u16,
+    /// What follows the code: `5.7.1 sorry, ...`.
     pub text: String,
 }
 
@@ -49,16 +51,25 @@ pub struct MailOk<S> {
     pub params: Vec<(String, Option<String>)>,
 }
 
-/// The relay decision for one `RCPT TO`.
-#[derive(Debug, Clone)]
-pub struct RcptOutcome {
-    pub accept: bool,
-    /// The reply when refused (code and text); ignored when accepted.
-    pub refusal: Option<Refusal>,
+/// Accepted or refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RcptVerdict {
     /// The recipient as queued (with any RELAYCLIENT value appended).
-    pub queued: Vec<u8>,
-    /// The rule that decided, for the log.
+    Accept { queued: Vec<u8> },
+    /// The reply.
+    Refuse(Reply),
+}
+
+/// The relay decision for one `RCPT TO`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RcptOutcome {
+    /// What to do.
+    pub verdict: RcptVerdict,
+    /// The rule that decided, as logged after `rule=`.
     pub rule: String,
+    /// The address as parsed, for the log of a refusal; empty when it did
+    /// not parse (the raw argument is logged then).
+    pub address: Vec<u8>,
 }
 
 /// Control data and the relay decision, supplied by the driver.
@@ -73,7 +84,7 @@ pub trait Env {
     /// Recipients per message.
     fn maxrcpt(&mut self) -> Result<usize, Failure>;
     /// Parse the bytes after `MAIL FROM:`.
-    fn mail(&mut self, arg: &[u8]) -> Result<Result<MailOk<Self::Sender>, Refusal>, Failure>;
+    fn mail(&mut self, arg: &[u8]) -> Result<Result<MailOk<Self::Sender>, Reply>, Failure>;
     /// Parse the bytes after `RCPT TO:` and decide.
     fn rcpt(
         &mut self,
@@ -83,8 +94,9 @@ pub trait Env {
     ) -> Result<RcptOutcome, Failure>;
     /// Seconds since the epoch.
     fn now(&mut self) -> u64;
-    /// Something unpredictable for the CRAM-MD5 challenge.
-    fn nonce(&mut self) -> u64;
+    /// A fresh CRAM-MD5 challenge `<...@me>` (smtpd: rgauth's, the one
+    /// maker of them).
+    fn cram_challenge(&mut self, me: &str) -> String;
 }
 
 /// Facts about the connection fixed at start.
@@ -125,9 +137,15 @@ pub enum Action {
     /// [`Session::message_out`].
     MessageBegin,
     /// The message is complete and clean: write the rest of
-    /// [`Session::message_out`], then the envelope, commit, and report with
-    /// [`Session::queue_result`].
-    MessageEnd { envelope: Vec<u8> },
+    /// [`Session::message_out`], then the envelope (built by
+    /// `rgspool::envelope`, the owner of that format), commit, and report
+    /// with [`Session::queue_result`].
+    MessageEnd {
+        /// The sender as queued (empty for `<>`).
+        sender: Vec<u8>,
+        /// The accepted recipients as queued, in order.
+        recipients: Vec<Vec<u8>>,
+    },
     /// The message is refused (the session replied): discard it.
     MessageAbort,
     /// Run checkpassword with `user\0secret\0extra\0` on fd 3 and report with
@@ -648,23 +666,13 @@ impl<E: Env> Session<E> {
             self.phase = Phase::Command;
             return;
         }
-        let mut envelope = Vec::new();
-        if let Some(t) = &self.txn {
-            envelope.reserve(
-                t.sender_queued.len() + 3 + t.rcpts.iter().map(|r| r.len() + 2).sum::<usize>(),
-            );
-            envelope.push(b'F');
-            envelope.extend_from_slice(&t.sender_queued);
-            envelope.push(0);
-            for r in &t.rcpts {
-                envelope.push(b'T');
-                envelope.extend_from_slice(r);
-                envelope.push(0);
-            }
-            envelope.push(0);
-        }
+        let (sender, recipients) = match &self.txn {
+            Some(t) => (t.sender_queued.clone(), t.rcpts.clone()),
+            None => (Vec::new(), Vec::new()),
+        };
         self.logf(&format!("event=data size={size}"));
-        self.actions.push_back(Action::MessageEnd { envelope });
+        self.actions
+            .push_back(Action::MessageEnd { sender, recipients });
         self.phase = Phase::AwaitQueue;
     }
 
@@ -913,35 +921,33 @@ impl<E: Env> Session<E> {
             Ok(o) => o,
             Err(f) => return self.controls_failed(&f),
         };
-        let shown = if outcome.accept || !outcome.queued.is_empty() {
-            printable_bytes(&outcome.queued)
-        } else {
-            log_arg(path)
-        };
-        if outcome.accept {
-            self.logf(&format!(
-                "rcpt=<{shown}> verdict=accepted rule={}",
-                outcome.rule
-            ));
-            if let Some(t) = &mut self.txn {
-                t.rcpts.push(outcome.queued);
+        match outcome.verdict {
+            RcptVerdict::Accept { queued } => {
+                self.logf(&format!(
+                    "rcpt=<{}> verdict=accepted rule={}",
+                    printable_bytes(&queued),
+                    outcome.rule
+                ));
+                if let Some(t) = &mut self.txn {
+                    t.rcpts.push(queued);
+                }
+                self.reply("250 2.1.5 ok");
             }
-            self.reply("250 2.1.5 ok");
-        } else {
-            let r = outcome.refusal.unwrap_or(Refusal {
-                code: 553,
-                text: "5.7.1 sorry, that domain isn't in my list of allowed rcpthosts".into(),
-            });
-            let shown = if shown.starts_with('<') {
-                shown
-            } else {
-                format!("<{shown}>")
-            };
-            self.logf(&format!(
-                "rcpt={shown} verdict=refused rule={}",
-                outcome.rule
-            ));
-            self.fail(&format!("{} {}", r.code, r.text));
+            RcptVerdict::Refuse(r) => {
+                let shown = match outcome.address.is_empty() {
+                    false => printable_bytes(&outcome.address),
+                    true => log_arg(path),
+                };
+                let shown = match shown.starts_with('<') {
+                    true => shown,
+                    false => format!("<{shown}>"),
+                };
+                self.logf(&format!(
+                    "rcpt={shown} verdict=refused rule={}",
+                    outcome.rule
+                ));
+                self.fail(&format!("{} {}", r.code, r.text));
+            }
         }
     }
 
@@ -1027,9 +1033,7 @@ impl<E: Env> Session<E> {
             (Mech::CramMd5, Some(_)) => self.fail("501 5.5.4 CRAM-MD5 takes no initial response"),
             (Mech::CramMd5, None) => {
                 let Some(me) = self.me() else { return };
-                let nonce = self.env.nonce();
-                let now = self.env.now();
-                let challenge = format!("<{}.{}.{:x}@{}>", self.cfg.pid, now, nonce, me);
+                let challenge = self.env.cram_challenge(&me);
                 let prompt = b64::encode(challenge.as_bytes());
                 self.auth_prompt(AuthStep::CramResponse(challenge.into_bytes()), &prompt);
             }

@@ -12,13 +12,13 @@ type Params = Vec<(String, Option<String>)>;
 /// (envelope, message) pairs.
 type Queued = Vec<(Vec<u8>, Vec<u8>)>;
 
-fn strip(arg: &[u8]) -> Result<(Vec<u8>, Params), Refusal> {
+fn strip(arg: &[u8]) -> Result<(Vec<u8>, Params), Reply> {
     let s = String::from_utf8_lossy(arg);
     let s = s.trim();
     let (addr, rest) = match s.strip_prefix('<').and_then(|r| r.split_once('>')) {
         Some((a, r)) => (a.to_string(), r.trim().to_string()),
         None => {
-            return Err(Refusal {
+            return Err(Reply {
                 code: 501,
                 text: "5.5.4 syntax".into(),
             })
@@ -48,7 +48,7 @@ impl Env for Toy {
     fn maxrcpt(&mut self) -> Result<usize, Failure> {
         Ok(3)
     }
-    fn mail(&mut self, arg: &[u8]) -> Result<Result<MailOk<Vec<u8>>, Refusal>, Failure> {
+    fn mail(&mut self, arg: &[u8]) -> Result<Result<MailOk<Vec<u8>>, Reply>, Failure> {
         Ok(strip(arg).map(|(a, params)| MailOk {
             sender: a.clone(),
             queued: a,
@@ -65,33 +65,35 @@ impl Env for Toy {
             Ok(x) => x,
             Err(r) => {
                 return Ok(RcptOutcome {
-                    accept: false,
-                    refusal: Some(r),
-                    queued: vec![],
+                    verdict: RcptVerdict::Refuse(r),
                     rule: "syntax".into(),
+                    address: Vec::new(),
                 })
             }
         };
         let local = a.ends_with(b"@example.org");
+        let (rule, verdict) = match (local, auth.is_some()) {
+            (true, _) => ("rcpthosts", RcptVerdict::Accept { queued: a.clone() }),
+            (false, true) => ("auth", RcptVerdict::Accept { queued: a.clone() }),
+            (false, false) => (
+                "norelay",
+                RcptVerdict::Refuse(Reply {
+                    code: 553,
+                    text: "5.7.1 sorry, that domain isn't in my list of allowed rcpthosts".into(),
+                }),
+            ),
+        };
         Ok(RcptOutcome {
-            accept: local || auth.is_some(),
-            refusal: None,
-            queued: a,
-            rule: if local {
-                "rcpthosts"
-            } else if auth.is_some() {
-                "auth"
-            } else {
-                "norelay"
-            }
-            .into(),
+            verdict,
+            rule: rule.into(),
+            address: a,
         })
     }
     fn now(&mut self) -> u64 {
         0
     }
-    fn nonce(&mut self) -> u64 {
-        7
+    fn cram_challenge(&mut self, me: &str) -> String {
+        format!("<1.0.7@{me}>")
     }
 }
 
@@ -119,7 +121,9 @@ fn drive(s: &mut Session<Toy>, input: &[u8]) -> (String, Queued) {
         while let Some(a) = s.next_action() {
             match a {
                 Action::MessageBegin => {}
-                Action::MessageEnd { envelope } => {
+                Action::MessageEnd { sender, recipients } => {
+                    let rcpts: Vec<&[u8]> = recipients.iter().map(Vec::as_slice).collect();
+                    let envelope = rgspool::envelope(&sender, &rcpts);
                     msg.append(s.message_out());
                     queued.push((envelope, std::mem::take(&mut msg)));
                     s.queue_result(QueueOutcome::Ok("id=x".into()));

@@ -1,15 +1,13 @@
 //! The session's environment: control files and the relay decision from
 //! rgpolicy, adapted to rgsmtp's [`Env`].
 
-use std::collections::hash_map::RandomState;
-use std::hash::{BuildHasher, Hasher};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use rgcore::Failure;
 use rgpolicy::addr::{self, Path};
 use rgpolicy::controls::Controls;
-use rgpolicy::decide::{decide_rcpt, Client, Rule};
-use rgsmtp::{Env, MailOk, RcptOutcome, Refusal};
+use rgpolicy::decide::{decide_rcpt, Client, Rule, Verdict};
+use rgsmtp::{Env, MailOk, RcptOutcome, RcptVerdict, Reply};
 
 /// Controls plus the client facts.
 pub struct PolicyEnv {
@@ -66,12 +64,24 @@ fn forward_confirms(host: &str, ip: std::net::IpAddr) -> bool {
     }
 }
 
-/// `"553 5.7.1 text"` into a [`Refusal`].
-fn refusal(line: &str) -> Refusal {
-    let (code, text) = line.split_once(' ').unwrap_or((line, ""));
-    Refusal {
-        code: code.parse().unwrap_or(554),
-        text: text.to_string(),
+fn refused(reply: Reply, rule: String, address: Vec<u8>) -> RcptOutcome {
+    RcptOutcome {
+        verdict: RcptVerdict::Refuse(reply),
+        rule,
+        address,
+    }
+}
+
+impl PolicyEnv {
+    /// `rule=` and its value: a relay-table grant names its user.
+    fn rule_logged(&self, rule: Rule) -> String {
+        match (rule, &self.client.relay_user) {
+            (Rule::Relaytable, Some(u)) => format!(
+                "relaytable user={}",
+                rgcore::diag::printable(u).replace(' ', "_")
+            ),
+            (rule, _) => rule.name().to_string(),
+        }
     }
 }
 
@@ -91,14 +101,14 @@ impl Env for PolicyEnv {
         self.ctl.maxrcpt()
     }
 
-    fn mail(&mut self, arg: &[u8]) -> Result<Result<MailOk<Path>, Refusal>, Failure> {
+    fn mail(&mut self, arg: &[u8]) -> Result<Result<MailOk<Path>, Reply>, Failure> {
         Ok(match addr::parse_mail(arg) {
             Ok(p) => Ok(MailOk {
                 queued: p.path.queued().into_bytes(),
                 sender: p.path,
                 params: p.params,
             }),
-            Err(e) => Err(Refusal {
+            Err(e) => Err(Reply {
                 code: e.code,
                 text: e.text,
             }),
@@ -114,27 +124,20 @@ impl Env for PolicyEnv {
         let parsed = match addr::parse_rcpt(arg) {
             Ok(p) => p,
             Err(e) => {
-                return Ok(RcptOutcome {
-                    accept: false,
-                    refusal: Some(Refusal {
-                        code: e.code,
-                        text: e.text,
-                    }),
-                    queued: Vec::new(),
-                    rule: "syntax".into(),
-                })
+                let reply = Reply {
+                    code: e.code,
+                    text: e.text,
+                };
+                return Ok(refused(reply, "syntax".into(), Vec::new()));
             }
         };
+        let address = parsed.path.queued().into_bytes();
         if !parsed.params.is_empty() {
-            return Ok(RcptOutcome {
-                accept: false,
-                refusal: Some(Refusal {
-                    code: 555,
-                    text: "5.5.4 unsupported RCPT parameter".into(),
-                }),
-                queued: parsed.path.queued().into_bytes(),
-                rule: "syntax".into(),
-            });
+            let reply = Reply {
+                code: 555,
+                text: "5.5.4 unsupported RCPT parameter".into(),
+            };
+            return Ok(refused(reply, "syntax".into(), address));
         }
         self.client.auth_user = auth_user.map(str::to_string);
         self.confirm_host()?;
@@ -145,22 +148,23 @@ impl Env for PolicyEnv {
             eprintln!("smtpd: warning: {note}");
         }
         let d = d?;
-        let queued = if d.accept {
-            d.queued
-        } else {
-            parsed.path.queued()
-        };
-        Ok(RcptOutcome {
-            accept: d.accept,
-            refusal: (!d.accept).then(|| refusal(&d.reply)),
-            queued: queued.into_bytes(),
-            rule: match (d.rule, &self.client.relay_user) {
-                (Rule::Relaytable, Some(u)) => format!(
-                    "relaytable user={}",
-                    rgcore::diag::printable(u).replace(' ', "_")
-                ),
-                (rule, _) => rule.name().to_string(),
+        let rule = self.rule_logged(d.rule);
+        Ok(match d.verdict {
+            Verdict::Accept { queued } => RcptOutcome {
+                verdict: RcptVerdict::Accept {
+                    queued: queued.into_bytes(),
+                },
+                rule,
+                address,
             },
+            Verdict::Refuse(r) => refused(
+                Reply {
+                    code: r.code,
+                    text: r.text.to_string(),
+                },
+                rule,
+                address,
+            ),
         })
     }
 
@@ -171,23 +175,7 @@ impl Env for PolicyEnv {
             .unwrap_or(0)
     }
 
-    fn nonce(&mut self) -> u64 {
-        // RandomState is seeded from the OS's random source
-        let mut h = RandomState::new().build_hasher();
-        h.write_u64(self.now());
-        h.finish()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn reply_lines_split_into_refusals() {
-        let r = refusal("553 5.7.1 sorry, that domain isn't in my list of allowed rcpthosts");
-        assert_eq!(r.code, 553);
-        assert!(r.text.starts_with("5.7.1 sorry"));
-        assert_eq!(refusal("garbage").code, 554);
+    fn cram_challenge(&mut self, me: &str) -> String {
+        rgauth::cram_challenge(me)
     }
 }

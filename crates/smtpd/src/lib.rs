@@ -356,8 +356,10 @@ impl Driver<'_> {
                     self.queue = Some(self.settings.target.open());
                     self.stream_message();
                 }
-                Action::MessageEnd { envelope } => {
+                Action::MessageEnd { sender, recipients } => {
                     self.stream_message();
+                    let rcpts: Vec<&[u8]> = recipients.iter().map(Vec::as_slice).collect();
+                    let envelope = rgspool::envelope(&sender, &rcpts);
                     let outcome = match self.queue.take() {
                         Some(q) => q.commit(&envelope),
                         None => rgsmtp::QueueOutcome::Temp("error=no_queue".into()),

@@ -128,13 +128,14 @@ fn run(dir: &Dir, row: &Row) -> (bool, Rule, String) {
         }
     };
     let d = decide_rcpt(&client(who), &sender, &rcpt, &mut dir.controls()).unwrap();
-    assert_eq!(d.accept, d.reply.starts_with("250 "), "{to}: {}", d.reply);
-    if d.accept {
-        assert_eq!(d.queued, format!("{}{}", rcpt.queued(), d.append));
-    } else {
-        assert!(d.reply.starts_with("553 5."), "{}", d.reply);
+    match &d.verdict {
+        Verdict::Accept { queued } => {
+            assert!(queued.starts_with(&rcpt.queued()), "{to}: {queued}")
+        }
+        Verdict::Refuse(r) => assert!(r.to_string().starts_with("553 5."), "{r}"),
     }
-    (d.accept, d.rule, d.queued)
+    let queued = d.queued().unwrap_or_default().to_string();
+    (d.accepted(), d.rule, queued)
 }
 
 fn check(dir: &Dir, rows: &[Row]) {
@@ -316,7 +317,7 @@ fn family_5_over_long() {
         let got = parse_rcpt(to.as_bytes()).map(|p| {
             decide_rcpt(&client(Stranger), &Path::Null, &p.path, &mut d.controls())
                 .unwrap()
-                .accept
+                .accepted()
         });
         assert_eq!(got.unwrap_or(false), ok, "{to}");
     }
@@ -524,12 +525,12 @@ fn positive_controls() {
             .unwrap()
             .path;
         let dec = decide_rcpt(&client(Stranger), &sender, &rcpt, &mut ctl).unwrap();
-        assert!(dec.accept && dec.rule == Rcpthosts, "{i}");
+        assert!(dec.accepted() && dec.rule == Rcpthosts, "{i}");
         let rcpt = parse_rcpt(format!("<u{i}@victim.test>").as_bytes())
             .unwrap()
             .path;
         let dec = decide_rcpt(&client(Stranger), &sender, &rcpt, &mut ctl).unwrap();
-        assert!(!dec.accept && dec.rule == Norelay, "{i}");
+        assert!(!dec.accepted() && dec.rule == Norelay, "{i}");
     }
 }
 
@@ -776,7 +777,7 @@ fn relaytable_grant_is_rule_one_under_its_own_name() {
     let mut c = client(Env(""));
     c.relay_user = Some("alice@example.org".into());
     let dec = decide_rcpt(&c, &sender, &rcpt, &mut ctl).unwrap();
-    assert!(dec.accept);
+    assert!(dec.accepted());
     assert_eq!(dec.rule, Relaytable);
     // before relayclients (rule 2), as RELAYCLIENT is
     let mut c = client(Ip("192.0.2.7"));
@@ -784,14 +785,14 @@ fn relaytable_grant_is_rule_one_under_its_own_name() {
     c.relay_user = Some("alice@example.org".into());
     let dec = decide_rcpt(&c, &sender, &rcpt, &mut ctl).unwrap();
     assert_eq!(
-        (dec.rule, dec.queued.as_str()),
+        (dec.rule, dec.queued().unwrap_or_default()),
         (Relaytable, "far@victim.test")
     );
     // RELAYUSER alone grants nothing
     let mut c = client(Stranger);
     c.relay_user = Some("alice@example.org".into());
     let dec = decide_rcpt(&c, &sender, &rcpt, &mut ctl).unwrap();
-    assert_eq!((dec.accept, dec.rule), (false, Norelay));
+    assert_eq!((dec.accepted(), dec.rule), (false, Norelay));
 }
 
 /// A missing rcpthosts (or CONTROLDIR) is noted once, for the log.
