@@ -1,16 +1,22 @@
 //! One connection, in the forked child: the facts about it (addresses,
-//! names), the rule that applies, the per-IP limit and ucspi-tcp's log
-//! lines.
+//! names, a load balancer's PROXY header), the rule that applies, the
+//! per-IP limit and ucspi-tcp's log lines.
 
-use std::io::{ErrorKind, Write};
+use std::io::{ErrorKind, Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::os::fd::AsFd;
+use std::time::{Duration, Instant};
 
 use rgcore::diag::describe_io;
 use rgrules::Rule;
 
 use crate::opts::Opts;
+use crate::proxy::{self, Header};
 use crate::sys;
+
+/// How long a listed proxy has to send its whole header. The spec asks
+/// for at least 3 s (one TCP retransmission); HAProxy sends it at once.
+pub const PROXY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What tcpserver knows about a connection.
 #[derive(Debug, Clone)]
@@ -107,20 +113,131 @@ fn read_rule(path: &std::path::Path, facts: &Facts) -> std::io::Result<Rule> {
     Ok(found.map(|f| rgrules::decode(&f.data)).unwrap_or_default())
 }
 
-/// Socket options and the banner, before anything else (as ucspi-tcp).
-pub fn prepare_socket(opts: &Opts, stream: &mut TcpStream, facts: &Facts) -> Result<(), String> {
-    if opts.kill_options && facts.remote.is_ipv4() {
+/// Socket options, as ucspi-tcp, before anything else; `peer` is the
+/// socket's own peer (a proxy's address, not its client's).
+pub fn set_options(opts: &Opts, stream: &TcpStream, peer: SocketAddr) {
+    if opts.kill_options && peer.is_ipv4() {
         sys::kill_ip_options(stream.as_fd());
     }
     if opts.nodelay {
         let _ = stream.set_nodelay(true);
     }
+}
+
+/// The banner, before names and rules (as ucspi-tcp).
+pub fn send_banner(opts: &Opts, stream: &mut TcpStream) -> Result<(), String> {
     if !opts.banner.is_empty() {
         stream
             .write_all(&opts.banner)
             .map_err(|e| format!("unable to print banner: {}", describe_io(&e)))?;
     }
     Ok(())
+}
+
+/// Read a listed proxy's header, and not one byte more: the program
+/// reads the client's data from the same socket. Bytes are peeked, and
+/// consumed only as far as they belong to the header (see `proxy`).
+pub fn receive_proxy(stream: &mut TcpStream, timeout: Duration) -> Result<Header, String> {
+    let deadline = Instant::now() + timeout;
+    let mut buf = [0u8; proxy::MAX];
+    let got = receive_into(stream, &mut buf, deadline);
+    // SO_RCVTIMEO would survive the exec and time the program's reads out
+    let reset = stream.set_read_timeout(None);
+    let header = got?;
+    reset.map_err(|e| format!("unable to reset timeout: {}", describe_io(&e)))?;
+    Ok(header)
+}
+
+fn receive_into(s: &mut TcpStream, buf: &mut [u8], deadline: Instant) -> Result<Header, String> {
+    let mut have = 0;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() || have >= buf.len() {
+            return Err(if have >= buf.len() {
+                "header too long"
+            } else {
+                "timeout"
+            }
+            .into());
+        }
+        s.set_read_timeout(Some(left))
+            .map_err(|e| format!("unable to set timeout: {}", describe_io(&e)))?;
+        let Some(window) = buf.get_mut(have..) else {
+            return Err("header too long".into());
+        };
+        let n = match s.peek(window) {
+            Ok(0) => return Err("connection closed".into()),
+            Ok(n) => n,
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                return Err("timeout".into())
+            }
+            Err(e) => return Err(format!("unable to read: {}", describe_io(&e))),
+        };
+        let seen = buf.get(..have + n).unwrap_or_default();
+        let (take, done) = match proxy::parse(seen) {
+            Ok((header, len)) => (len.saturating_sub(have), Some(header)),
+            Err(proxy::Error::Incomplete) => (n, None),
+            Err(e) => return Err(e.to_string()),
+        };
+        consume(s, take)?;
+        have += take;
+        if let Some(header) = done {
+            return Ok(header);
+        }
+    }
+}
+
+/// Read `n` bytes already peeked (so this does not wait).
+fn consume(s: &mut TcpStream, n: usize) -> Result<(), String> {
+    let mut sink = [0u8; 512];
+    let mut left = n;
+    while left > 0 {
+        let chunk = sink.get_mut(..left.min(512)).unwrap_or_default();
+        s.read_exact(chunk)
+            .map_err(|e| format!("unable to read: {}", describe_io(&e)))?;
+        left -= chunk.len();
+    }
+    Ok(())
+}
+
+/// Does a connection from outside the proxy list begin with a PROXY
+/// header? One non-blocking peek at what has already arrived: cheap,
+/// consumes nothing, and misses a header still in flight.
+pub fn looks_proxied(stream: &TcpStream) -> bool {
+    use nix::sys::socket::{recv, MsgFlags};
+    use std::os::fd::AsRawFd;
+    let mut buf = [0u8; 12];
+    let flags = MsgFlags::MSG_PEEK | MsgFlags::MSG_DONTWAIT;
+    match recv(stream.as_raw_fd(), &mut buf, flags) {
+        Ok(n) => proxy::signature(buf.get(..n).unwrap_or_default()),
+        Err(_) => false,
+    }
+}
+
+/// `tcpserver: info: proxy PID PROXYIP:PORT client IP:PORT` (with -v).
+pub fn log_proxy(opts: &Opts, pid: u32, proxy: SocketAddr, header: &Header) {
+    if opts.verbosity < 2 {
+        return;
+    }
+    let client = match header {
+        Header::Proxied { source, .. } => source.to_string(),
+        Header::Local => "local".to_string(),
+    };
+    let proxy = SocketAddr::new(rgcore::ip::fold(proxy.ip()), proxy.port());
+    line(&format!(
+        "tcpserver: info: proxy {pid} {proxy} client {client}\n"
+    ));
+}
+
+/// `tcpserver: warning: PROXY header from IP, not a listed proxy: ...`
+pub fn log_unlisted_proxy(opts: &Opts, ip: &str) {
+    if opts.verbosity >= 1 {
+        rgcore::diag::warn(
+            "tcpserver",
+            &format!("PROXY header from {ip}, not a listed proxy: passed to the program unread"),
+        );
+    }
 }
 
 /// ucspi-tcp's safecats: at most 100 characters, blanks, controls, 8-bit,

@@ -14,6 +14,7 @@
 pub mod conn;
 mod exec;
 pub mod opts;
+pub mod proxy;
 #[allow(unsafe_code)]
 mod sys;
 
@@ -322,8 +323,14 @@ impl<'a> Server<'a> {
     fn connection(&mut self, stream: TcpStream, remote: SocketAddr) {
         let ip = rgcore::ip::fold(remote.ip());
         let current = self.per_ip.get(&ip).copied().unwrap_or(0);
+        // a listed proxy speaks for many clients: -C does not count it
+        let proxy = self.opts.proxies.lookup(ip).is_some();
         // without rules no MAXPERIP can raise -C: refuse here, no fork
-        if self.opts.rules.is_none() && self.opts.per_ip > 0 && current >= self.opts.per_ip {
+        if !proxy
+            && self.opts.rules.is_none()
+            && self.opts.per_ip > 0
+            && current >= self.opts.per_ip
+        {
             return conn::log_drop(self.opts, &format!("too many connections from {ip}"));
         }
         match sys::fork() {
@@ -367,12 +374,27 @@ fn child_main(
         }
     };
     let mut facts = Facts::new(local, remote, opts);
+    conn::set_options(opts, &stream, remote);
+    let proxied = opts.proxies.lookup(remote.ip()).is_some();
+    if proxied {
+        match conn::receive_proxy(&mut stream, conn::PROXY_TIMEOUT) {
+            Ok(header) => facts = proxy_facts(opts, me, facts, &header),
+            Err(why) => {
+                let from = &facts.remote_ip;
+                conn::log_drop(opts, &format!("bad PROXY header from {from}: {why}"));
+                return 111;
+            }
+        }
+    }
     conn::log_pid(opts, me, &facts);
-    if let Err(why) = conn::prepare_socket(opts, &mut stream, &facts) {
+    if let Err(why) = conn::send_banner(opts, &mut stream) {
         conn::log_drop(opts, &why);
         return 111;
     }
     facts.resolve(opts);
+    // the parent counts a proxy's connections, not its clients': no
+    // per-IP limit behind a proxy (see tcpserver(8), -y)
+    let current = if proxied { 0 } else { current };
     let rule = match conn::decide(opts, &facts, current) {
         Verdict::Run(rule) => rule,
         Verdict::Deny => {
@@ -385,8 +407,25 @@ fn child_main(
         }
     };
     conn::log_verdict(opts, true, me, &facts);
+    // late, so that a header sent at once has had time to arrive
+    if !proxied && !opts.proxies.is_empty() && conn::looks_proxied(&stream) {
+        conn::log_unlisted_proxy(opts, &facts.remote_ip);
+    }
     let err = program.exec(&facts, &rule, stream);
     let why = format!("unable to run {}: {}", program.name(), describe_io(&err));
     conn::log_drop(opts, &why);
     111
+}
+
+/// The facts a listed proxy's header gives: the real client and the
+/// address it connected to; LOCAL and UNKNOWN keep the proxy's own.
+fn proxy_facts(opts: &Opts, me: u32, facts: Facts, header: &proxy::Header) -> Facts {
+    conn::log_proxy(opts, me, facts.remote, header);
+    match *header {
+        proxy::Header::Proxied {
+            source,
+            destination,
+        } => Facts::new(destination, source, opts),
+        proxy::Header::Local => facts,
+    }
 }

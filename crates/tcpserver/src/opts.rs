@@ -6,8 +6,9 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 
 use rgcore::diag::Failure;
+use rgcore::ip::NetTable;
 
-pub const USAGE: &str = "[ -1UXpPhHrRoOdDqQv ] [ -c limit ] [ -C perip ] [ -x rules.cdb ] [ -B banner ] [ -g gid ] [ -u uid ] [ -b backlog ] [ -l localname ] [ -t timeout ] host port program";
+pub const USAGE: &str = "[ -1UXpPhHrRoOdDqQv ] [ -c limit ] [ -C perip ] [ -x rules.cdb ] [ -y proxies ] [ -B banner ] [ -g gid ] [ -u uid ] [ -b backlog ] [ -l localname ] [ -t timeout ] host port program";
 
 /// Everything the command line says.
 #[derive(Debug, Clone)]
@@ -16,6 +17,8 @@ pub struct Opts {
     pub per_ip: u64,
     pub rules: Option<PathBuf>,
     pub allow_no_rules: bool,
+    /// `-y`: peers that must begin with a PROXY protocol header.
+    pub proxies: NetTable<()>,
     pub banner: Vec<u8>,
     pub uid: u32,
     pub gid: u32,
@@ -39,6 +42,7 @@ impl Default for Opts {
             per_ip: 0,
             rules: None,
             allow_no_rules: false,
+            proxies: NetTable::new(),
             banner: Vec::new(),
             uid: 0,
             gid: 0,
@@ -85,7 +89,7 @@ pub fn parse(args: &[OsString]) -> Result<Opts, Failure> {
         i += 1;
         let chars = a[1..].char_indices();
         for (pos, c) in chars {
-            if "xtugClbBc".contains(c) {
+            if "xtugClbBcy".contains(c) {
                 let rest = &a[1 + pos + c.len_utf8()..];
                 let val = if rest.is_empty() {
                     i += 1;
@@ -96,7 +100,7 @@ pub fn parse(args: &[OsString]) -> Result<Opts, Failure> {
                 } else {
                     rest
                 };
-                value(&mut o, c, val);
+                value(&mut o, c, val)?;
                 break;
             }
             flag(&mut o, c).ok_or_else(usage)?;
@@ -118,8 +122,9 @@ pub fn parse(args: &[OsString]) -> Result<Opts, Failure> {
     Ok(o)
 }
 
-fn value(o: &mut Opts, c: char, v: &str) {
+fn value(o: &mut Opts, c: char, v: &str) -> Result<(), Failure> {
     match c {
+        'y' => proxies(&mut o.proxies, v)?,
         'x' => o.rules = Some(PathBuf::from(v)),
         't' => {} // ident timeout: ident is never done
         'u' => o.uid = id(v),
@@ -130,6 +135,18 @@ fn value(o: &mut Opts, c: char, v: &str) {
         'B' => o.banner = v.as_bytes().to_vec(),
         _ => o.limit = scan_ulong(v), // 'c'
     }
+    Ok(())
+}
+
+/// `-y`: addresses and networks (tcprules-style octet prefixes, CIDR,
+/// IPv6) separated by commas; the option may be repeated.
+fn proxies(table: &mut NetTable<()>, v: &str) -> Result<(), Failure> {
+    for item in v.split(',').filter(|s| !s.trim().is_empty()) {
+        let net = rgcore::ip::parse_rule_net(item)
+            .ok_or_else(|| Failure::perm(format!("unable to parse proxy address {item}")))?;
+        table.insert(net, ());
+    }
+    Ok(())
 }
 
 fn flag(o: &mut Opts, c: char) -> Option<()> {
@@ -188,8 +205,34 @@ mod tests {
     }
 
     #[test]
+    fn proxy_addresses() {
+        let o =
+            p("-y 127.0.0.3,10.1.0.0/16 -y2001:db8::/32 -vy ::ffff:192.0.2.9 0 25 prog").unwrap();
+        assert_eq!(o.proxies.len(), 4);
+        for ip in [
+            "127.0.0.3",
+            "10.1.200.1",
+            "2001:db8::1",
+            "192.0.2.9",
+            "::ffff:10.1.0.1",
+        ] {
+            assert!(o.proxies.lookup(ip.parse().unwrap()).is_some(), "{ip}");
+        }
+        for ip in ["127.0.0.1", "10.2.0.1", "2001:db9::1"] {
+            assert!(o.proxies.lookup(ip.parse().unwrap()).is_none(), "{ip}");
+        }
+        assert!(p("0 25 prog").unwrap().proxies.is_empty());
+        let e = p("-y 127.0.0.3,nonsense 0 25 prog").err().unwrap();
+        assert_eq!(
+            (e.code, e.msg.as_str()),
+            (100, "unable to parse proxy address nonsense")
+        );
+        assert!(p("-y 10.0.0.0/33 0 25 prog").is_err());
+    }
+
+    #[test]
     fn bad_usage() {
-        for bad in ["-Z 0 25 p", "0 25", "-c", "-c 0 0 25 p", "-x"] {
+        for bad in ["-Z 0 25 p", "0 25", "-c", "-c 0 0 25 p", "-x", "-y"] {
             assert!(p(bad).is_err(), "{bad}");
         }
         assert_eq!(scan_ulong("12x"), 12);
