@@ -1,6 +1,8 @@
 //! clearopensmtp: remove expired entries from the `RELAYDIR` and `DENYDIR`
-//! tables (for cron). Owns no state: the clearing itself, and its guarantee
-//! while logins and checks run, live in `rgiptable::clear`.
+//! tables and from `STATEDIR` (for cron). Owns no state: the clearing
+//! itself, and its guarantee while logins, checks and sessions run, live in
+//! `rgiptable::clear`, `rgiptable::clear_deny` (bans by their own `until=`)
+//! and `rgstate::file::clear_dir`.
 #![forbid(unsafe_code)]
 
 use std::ffi::OsString;
@@ -27,9 +29,48 @@ pub fn parse_args(args: &[OsString]) -> Result<Option<Duration>, Usage> {
     }
 }
 
+/// The tables clearopensmtp clears, each by its own rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Table {
+    /// `RELAYDIR`: entries older than the limit.
+    Relay,
+    /// `DENYDIR`: bans past their `until=`, other entries older than the limit.
+    Deny,
+    /// `STATEDIR`: counters and values past their expiry.
+    State,
+}
+
+impl Table {
+    /// The name in the report line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Table::Relay => "relay",
+            Table::Deny => "deny",
+            Table::State => "state",
+        }
+    }
+
+    fn clear(self, dir: &Path, max_age: Duration) -> std::io::Result<(u64, u64)> {
+        match self {
+            Table::Relay => rgiptable::clear(dir, max_age),
+            Table::Deny => rgiptable::clear_deny(dir, max_age),
+            Table::State => clear_state(dir),
+        }
+    }
+}
+
+fn clear_state(dir: &Path) -> std::io::Result<(u64, u64)> {
+    match rgstate::file::clear_dir(dir, std::time::SystemTime::now()) {
+        Ok(c) => Ok((c.removed, c.kept)),
+        Err(rgstate::Error::Io { source, .. }) => Err(source),
+        Err(e) => Err(std::io::Error::other(e.to_string())),
+    }
+}
+
 /// Clear one table; the report line for stdout, or the failure message.
-pub fn clear_table(name: &str, dir: &Path, max_age: Duration) -> Result<String, String> {
-    match rgiptable::clear(dir, max_age) {
+pub fn clear_table(table: Table, dir: &Path, max_age: Duration) -> Result<String, String> {
+    let name = table.name();
+    match table.clear(dir, max_age) {
         Ok((removed, kept)) => Ok(format!(
             "table={name} dir={} removed={removed} kept={kept}",
             rgcore::diag::printable(&dir.display().to_string())
@@ -76,10 +117,35 @@ mod tests {
     #[test]
     fn report_line_and_missing_table() {
         let dir = std::env::temp_dir().join(format!("clearopensmtp-none-{}", std::process::id()));
-        let line = clear_table("relay", &dir, Duration::from_secs(60)).unwrap();
+        let line = clear_table(Table::Relay, &dir, Duration::from_secs(60)).unwrap();
         assert!(
             line.starts_with("table=relay dir=") && line.ends_with(" removed=0 kept=0"),
             "{line}"
         );
+    }
+
+    #[test]
+    fn deny_keeps_live_bans_and_state_drops_expired_counters() {
+        use rgstate::Store;
+        let root = std::env::temp_dir().join(format!("clearopensmtp-t-{}", std::process::id()));
+        let (deny, state) = (root.join("deny"), root.join("state"));
+        std::fs::create_dir_all(&deny).unwrap();
+        std::fs::create_dir_all(&state).unwrap();
+        let now = std::time::SystemTime::now();
+        let ip = rgcore::ip::parse("192.0.2.1").unwrap();
+        rgiptable::ban(&deny, ip, now + Duration::from_secs(600), "authfailures").unwrap();
+        let line = clear_table(Table::Deny, &deny, Duration::ZERO).unwrap();
+        assert!(line.ends_with(" removed=0 kept=1"), "{line}");
+        let store = rgstate::FileStore::new(&state, &deny, Duration::ZERO);
+        store
+            .hit("old", Duration::from_secs(1), now - Duration::from_secs(60))
+            .unwrap();
+        store.hit("new", Duration::from_secs(60), now).unwrap();
+        let line = clear_table(Table::State, &state, Duration::ZERO).unwrap();
+        assert!(
+            line.starts_with("table=state ") && line.ends_with(" removed=1 kept=1"),
+            "{line}"
+        );
+        std::fs::remove_dir_all(root).unwrap();
     }
 }

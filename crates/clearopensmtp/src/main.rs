@@ -1,8 +1,10 @@
-//! clearopensmtp [-m minutes]: remove expired RELAYDIR and DENYDIR entries.
+//! clearopensmtp [-m minutes]: remove expired RELAYDIR and DENYDIR entries
+//! and expired STATEDIR counters.
 #![forbid(unsafe_code)]
 use std::env;
 use std::time::Duration;
 
+use clearopensmtp::Table;
 use rgcore::diag::{usage, warn};
 use rgcore::{exit, paths};
 
@@ -20,9 +22,18 @@ fn main() {
             Duration::from_secs(rgiptable::DEFAULT_MINUTES * 60)
         })
     });
+    let mut tables = vec![
+        (Table::Relay, paths::relaydir()),
+        (Table::Deny, paths::denydir()),
+    ];
+    // no line for a host without smtpd's state (nothing ever counted there)
+    let statedir = rgstate::statedir();
+    if statedir.is_dir() {
+        tables.push((Table::State, statedir));
+    }
     let mut code = exit::OK;
-    for (name, dir) in [("relay", paths::relaydir()), ("deny", paths::denydir())] {
-        match clearopensmtp::clear_table(name, &dir, max_age) {
+    for (table, dir) in tables {
+        match clearopensmtp::clear_table(table, &dir, max_age) {
             Ok(line) => println!("{line}"),
             Err(msg) => {
                 eprintln!("{PROG}: fatal: {}", rgcore::diag::printable(&msg));

@@ -2,15 +2,20 @@
 //! grant relaying (`RELAYCLIENT=""`) to one that logged in by POP3/IMAP
 //! recently (`RELAYDIR`), then run the rest of argv. Owns no state.
 //!
+//! A `DENYDIR` entry that is a ban (`until=`, `cause=`) refuses until its
+//! own expiry, whatever `RELAY_CLEAR_MINUTES` says; any other entry while
+//! it is fresh (`rgiptable::deny`).
+//!
 //! Cost per connection: one `lstat` in each table (plus one small read when
-//! a relay entry is fresh), whatever the tables' size.
+//! a relay entry is fresh or a deny entry has content), whatever the
+//! tables' size.
 #![forbid(unsafe_code)]
 
 use std::ffi::OsStr;
 use std::io;
 use std::net::IpAddr;
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// The reply to a client with a fresh `DENYDIR` entry.
 pub const DENY_REPLY: &[u8] = b"421 4.7.0 temporarily refused\r\n";
@@ -36,12 +41,32 @@ pub fn client_ip(raw: Option<&OsStr>) -> Result<IpAddr, String> {
 /// What to do with this connection.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Decision {
-    /// Answer [`DENY_REPLY`] and do not run the program.
-    Deny,
+    /// Answer [`DENY_REPLY`] and do not run the program; the entry's cause
+    /// and its expiry in seconds since the epoch, when it has them.
+    Deny {
+        cause: Option<String>,
+        until: Option<u64>,
+    },
     /// Set `RELAYCLIENT=""` and `RELAYUSER` (or remove it when `None`).
     Relay { user: Option<String> },
     /// Run the program with the environment as it is.
     Pass,
+}
+
+fn unix_secs(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+/// The log line of a refusal: `ip=IP rule=deny cause=CAUSE [until=SECS]
+/// verdict=denied table=DIR` (`cause=none` for an entry without one).
+pub fn deny_log(ip: IpAddr, cause: Option<&str>, until: Option<u64>, table: &Path) -> String {
+    let until = until.map(|u| format!(" until={u}")).unwrap_or_default();
+    format!(
+        "ip={} rule=deny cause={}{until} verdict=denied table={}",
+        rgcore::ip::canonical(ip),
+        cause.unwrap_or("none"),
+        table.display()
+    )
 }
 
 /// The facts the decision needs.
@@ -59,10 +84,13 @@ pub fn decide(
     ip: IpAddr,
     relayclient_set: bool,
 ) -> Result<Decision, (String, io::Error)> {
-    let denied = rgiptable::is_fresh(t.denydir, ip, t.max_age)
+    let denied = rgiptable::denied(t.denydir, ip, t.max_age, SystemTime::now())
         .map_err(|e| (t.denydir.display().to_string(), e))?;
-    if denied {
-        return Ok(Decision::Deny);
+    if let Some(entry) = denied {
+        return Ok(Decision::Deny {
+            cause: entry.cause,
+            until: entry.until.map(unix_secs),
+        });
     }
     if relayclient_set {
         return Ok(Decision::Pass);
@@ -120,8 +148,12 @@ mod tests {
             decide(&t, ip("192.0.2.2"), false).unwrap(),
             Decision::Relay { user: None }
         );
-        assert_eq!(decide(&t, ip("192.0.2.3"), false).unwrap(), Decision::Deny);
-        assert_eq!(decide(&t, ip("192.0.2.3"), true).unwrap(), Decision::Deny);
+        let plain = Decision::Deny {
+            cause: None,
+            until: None,
+        };
+        assert_eq!(decide(&t, ip("192.0.2.3"), false).unwrap(), plain);
+        assert_eq!(decide(&t, ip("192.0.2.3"), true).unwrap(), plain);
         assert_eq!(decide(&t, ip("192.0.2.4"), false).unwrap(), Decision::Pass);
         let t0 = Tables {
             max_age: Duration::ZERO,
@@ -129,6 +161,44 @@ mod tests {
         };
         assert_eq!(decide(&t0, ip("192.0.2.3"), false).unwrap(), Decision::Pass);
         fs::remove_dir_all(root).unwrap();
+    }
+
+    #[test]
+    fn a_ban_refuses_until_its_own_expiry_whatever_the_minutes() {
+        let (root, r, d) = dirs("ban");
+        let t = Tables {
+            relaydir: &r,
+            denydir: &d,
+            max_age: Duration::ZERO,
+        };
+        let until = SystemTime::now() + Duration::from_secs(600);
+        rgiptable::ban(&d, ip("192.0.2.9"), until, "authfailures").unwrap();
+        let Decision::Deny { cause, until: u } = decide(&t, ip("192.0.2.9"), false).unwrap() else {
+            panic!("not denied");
+        };
+        assert_eq!(cause.as_deref(), Some("authfailures"));
+        assert!(u.unwrap() >= unix_secs(until));
+        let past = SystemTime::now() - Duration::from_secs(1);
+        rgiptable::ban(&d, ip("192.0.2.9"), past, "authfailures").unwrap();
+        let t = Tables {
+            max_age: Duration::from_secs(3600),
+            ..t
+        };
+        assert_eq!(decide(&t, ip("192.0.2.9"), false).unwrap(), Decision::Pass);
+        fs::remove_dir_all(root).unwrap();
+    }
+
+    #[test]
+    fn the_refusal_log_names_rule_and_cause() {
+        let d = Path::new("/d");
+        assert_eq!(
+            deny_log(ip("::ffff:192.0.2.1"), Some("probelimits"), Some(5), d),
+            "ip=192.0.2.1 rule=deny cause=probelimits until=5 verdict=denied table=/d"
+        );
+        assert_eq!(
+            deny_log(ip("2001:db8::1"), None, None, d),
+            "ip=2001:db8::1 rule=deny cause=none verdict=denied table=/d"
+        );
     }
 
     #[test]

@@ -27,11 +27,10 @@ fn check(ip: IpAddr, max_age: Duration) {
         max_age,
     };
     match decide(&t, ip, env::var_os("RELAYCLIENT").is_some()) {
-        Ok(Decision::Deny) => {
-            let ip = rgcore::ip::canonical(ip);
+        Ok(Decision::Deny { cause, until }) => {
             info(
                 PROG,
-                &format!("ip={ip} verdict=denied table={}", denydir.display()),
+                &relaycheck::deny_log(ip, cause.as_deref(), until, &denydir),
             );
             reply(DENY_REPLY);
             std::process::exit(exit::OK);
