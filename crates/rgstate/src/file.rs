@@ -111,35 +111,9 @@ impl FileStore {
         self.statedir.join(file_name(kind, key))
     }
 
-    /// Remove from `STATEDIR` the counters and values expired at `now` and
-    /// temp files older than [`TEMP_GRACE`]; other names are left alone.
-    /// A missing directory is empty. A counter hit meanwhile is kept.
+    /// Remove from `STATEDIR` what expired at `now`: [`clear_dir`].
     pub fn clear_state(&self, now: SystemTime) -> Result<Cleared, Error> {
-        let dir = match fs::read_dir(&self.statedir) {
-            Ok(d) => d,
-            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Cleared::default()),
-            Err(e) => return Err(Error::io("read directory", &self.statedir, e)),
-        };
-        let mut done = Cleared::default();
-        for entry in dir {
-            let entry = entry.map_err(|e| Error::io("read directory", &self.statedir, e))?;
-            let Ok(name) = entry.file_name().into_string() else {
-                continue;
-            };
-            let path = self.statedir.join(&name);
-            let outcome = match kind_of(&name) {
-                Some(Kind::Counter) => clear_counter(&path, now)?,
-                Some(Kind::Value) => clear_value(&path, now)?,
-                None if name.starts_with("tmp.") => clear_temp(&path, now)?,
-                None => continue,
-            };
-            match outcome {
-                Some(true) => done.removed += 1,
-                Some(false) => done.kept += 1,
-                None => {}
-            }
-        }
-        Ok(done)
+        clear_dir(&self.statedir, now)
     }
 
     /// Remove the `DENYDIR` entries that have expired (by the system clock:
@@ -185,6 +159,38 @@ impl FileStore {
         }
         Ok(())
     }
+}
+
+/// Remove from the state directory `statedir` the counters and values
+/// expired at `now` and temp files older than [`TEMP_GRACE`]; other names
+/// are left alone. A missing directory is empty. A counter hit meanwhile is
+/// kept (it is looked at again under its lock before removal).
+pub fn clear_dir(statedir: &Path, now: SystemTime) -> Result<Cleared, Error> {
+    let dir = match fs::read_dir(statedir) {
+        Ok(d) => d,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Cleared::default()),
+        Err(e) => return Err(Error::io("read directory", statedir, e)),
+    };
+    let mut done = Cleared::default();
+    for entry in dir {
+        let entry = entry.map_err(|e| Error::io("read directory", statedir, e))?;
+        let Ok(name) = entry.file_name().into_string() else {
+            continue;
+        };
+        let path = statedir.join(&name);
+        let outcome = match kind_of(&name) {
+            Some(Kind::Counter) => clear_counter(&path, now)?,
+            Some(Kind::Value) => clear_value(&path, now)?,
+            None if name.starts_with("tmp.") => clear_temp(&path, now)?,
+            None => continue,
+        };
+        match outcome {
+            Some(true) => done.removed += 1,
+            Some(false) => done.kept += 1,
+            None => {}
+        }
+    }
+    Ok(done)
 }
 
 fn write_new(path: &Path, data: &[u8]) -> std::io::Result<()> {
