@@ -307,6 +307,102 @@ pub fn line(text: &str) {
 mod tests {
     use super::*;
 
+    use std::net::TcpListener;
+
+    /// A connected pair on loopback; `send` is written in pieces, 30 ms
+    /// apart, from another thread.
+    fn pair(send: Vec<Vec<u8>>) -> (TcpStream, std::thread::JoinHandle<TcpStream>) {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        let writer = std::thread::spawn(move || {
+            let mut c = TcpStream::connect(addr).unwrap();
+            for piece in send {
+                c.write_all(&piece).unwrap();
+                std::thread::sleep(Duration::from_millis(30));
+            }
+            c
+        });
+        (l.accept().unwrap().0, writer)
+    }
+
+    fn rest(s: &mut TcpStream, n: usize) -> Vec<u8> {
+        let mut b = vec![0; n];
+        s.read_exact(&mut b).unwrap();
+        b
+    }
+
+    #[test]
+    fn header_in_pieces_is_read_and_the_data_left_alone() {
+        let pieces = vec![
+            b"PROXY TC".to_vec(),
+            b"P4 192.0.2.7 198.51.100.1".to_vec(),
+            b" 54321 25\r".to_vec(),
+            b"\nEHLO x\r\n".to_vec(),
+        ];
+        let (mut s, w) = pair(pieces);
+        let h = receive_proxy(&mut s, Duration::from_secs(5)).unwrap();
+        let want = Header::Proxied {
+            source: "192.0.2.7:54321".parse().unwrap(),
+            destination: "198.51.100.1:25".parse().unwrap(),
+        };
+        assert_eq!(h, want);
+        assert_eq!(s.read_timeout().unwrap(), None);
+        assert_eq!(rest(&mut s, 8), b"EHLO x\r\n");
+        drop(w.join());
+    }
+
+    #[test]
+    fn v2_header_and_data_in_one_write() {
+        let mut b = b"\r\n\r\n\0\r\nQUIT\n\x21\x11\x00\x10".to_vec();
+        b.extend_from_slice(&[192, 0, 2, 7, 198, 51, 100, 1, 0, 1, 0, 2]);
+        b.extend_from_slice(&[0x04, 0, 1, 0]); // a NOOP TLV, skipped
+        b.extend_from_slice(b"\r\n\r\nafter");
+        let (mut s, w) = pair(vec![b]);
+        let h = receive_proxy(&mut s, Duration::from_secs(5)).unwrap();
+        assert!(matches!(h, Header::Proxied { source, .. } if source.port() == 1));
+        assert_eq!(rest(&mut s, 9), b"\r\n\r\nafter");
+        drop(w.join());
+    }
+
+    #[test]
+    fn silence_bad_bytes_and_eof_are_errors() {
+        let (mut s, w) = pair(vec![b"PROXY TCP4 1.2.3.4".to_vec()]);
+        let t = Instant::now();
+        let e = receive_proxy(&mut s, Duration::from_millis(300)).unwrap_err();
+        assert_eq!(e, "timeout");
+        assert!(t.elapsed() < Duration::from_secs(3));
+        assert_eq!(s.read_timeout().unwrap(), None);
+        drop(w.join());
+        let (mut s, w) = pair(vec![b"HELO x\r\n".to_vec()]);
+        let e = receive_proxy(&mut s, Duration::from_secs(5)).unwrap_err();
+        assert_eq!(e, "no PROXY signature");
+        assert_eq!(rest(&mut s, 1), b"H", "nothing consumed on a bad signature");
+        drop(w.join());
+        let (mut s, w) = pair(vec![b"PROXY".to_vec()]);
+        drop(w.join());
+        let e = receive_proxy(&mut s, Duration::from_secs(5)).unwrap_err();
+        assert_eq!(e, "connection closed");
+    }
+
+    #[test]
+    fn unlisted_header_is_seen_but_not_consumed() {
+        let (s, w) = pair(vec![b"PROXY TCP4 1.2.3.4 5.6.7.8 1 2\r\n".to_vec()]);
+        let mut s = s;
+        let c = w.join().unwrap();
+        assert!(looks_proxied(&s));
+        assert_eq!(rest(&mut s, 6), b"PROXY ");
+        drop(c);
+        let (s, w) = pair(vec![b"EHLO x\r\n".to_vec()]);
+        let c = w.join().unwrap();
+        assert!(!looks_proxied(&s));
+        drop(c);
+        // nothing has arrived: no wait, no warning
+        let (s, w) = pair(vec![]);
+        let c = w.join().unwrap();
+        assert!(!looks_proxied(&s));
+        drop(c);
+    }
+
     #[test]
     fn safecats_like_ucspi() {
         assert_eq!(safe("a b:c%d\u{e9}", false), "a?b?c?d??");
