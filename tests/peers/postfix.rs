@@ -153,6 +153,18 @@ impl Postfix {
     /// Start an instance below `tmp`; None (after saying why) when Postfix
     /// (or, for `auth`, Dovecot) is missing or we are not root, outside CI.
     pub fn start(tmp: &TempDir, opts: PostfixOpts) -> Option<Postfix> {
+        Self::start_with(tmp, opts, None)
+    }
+
+    /// Start an instance that is an open relay for its `mynetworks`
+    /// (127.0.0.0/8): mail for any domain but its `domains` is accepted
+    /// from loopback clients and sent by SMTP to `relayhost` (`ip:port`),
+    /// as a misconfigured Postfix would (for relaytest's tests).
+    pub fn start_open_relay(tmp: &TempDir, opts: PostfixOpts, relayhost: &str) -> Option<Postfix> {
+        Self::start_with(tmp, opts, Some(relayhost))
+    }
+
+    fn start_with(tmp: &TempDir, opts: PostfixOpts, open_relay: Option<&str>) -> Option<Postfix> {
         let mut tools = vec!["postfix"];
         if !opts.auth.is_empty() {
             tools.push("dovecot");
@@ -164,8 +176,8 @@ impl Postfix {
         let dir = tmp.join(&name);
         let ip = opts.ip.clone().unwrap_or_else(super::next_ip);
         make_dirs(&dir);
-        write_files(&dir, &name, &opts);
-        let (server, master, port) = start_master(&dir, &ip);
+        write_files(&dir, &name, &opts, open_relay);
+        let (server, master, port) = start_master(&dir, &ip, open_relay.is_some());
         let auth = (!opts.auth.is_empty()).then(|| start_auth(&dir, &name, &opts.auth));
         Some(Postfix {
             addr: format!("{ip}:{port}"),
@@ -254,7 +266,7 @@ fn make_dirs(dir: &Path) {
     }
 }
 
-fn write_files(dir: &Path, name: &str, opts: &PostfixOpts) {
+fn write_files(dir: &Path, name: &str, opts: &PostfixOpts, open_relay: Option<&str>) {
     let etc = dir.join("etc");
     let d = dir.display().to_string();
     let store = etc.join("store");
@@ -266,7 +278,11 @@ fn write_files(dir: &Path, name: &str, opts: &PostfixOpts) {
         .map(|(addr, reply)| format!("{addr} {reply}\n"))
         .collect();
     fs::write(etc.join("reject"), rejects).expect("write reject table");
-    fs::write(etc.join("main.cf"), main_cf(&d, name, opts)).expect("write main.cf");
+    let mut cf = main_cf(&d, name, opts);
+    if let Some(relayhost) = open_relay {
+        cf.push_str(&open_relay_cf(relayhost));
+    }
+    fs::write(etc.join("main.cf"), cf).expect("write main.cf");
 }
 
 /// main.cf: no chroot, nothing of /etc/postfix's state, a relay for
@@ -346,16 +362,34 @@ fn restrictions_cf(d: &str, opts: &PostfixOpts) -> String {
     )
 }
 
+/// The open-relay settings, appended (later lines win in main.cf): loopback
+/// clients may relay, and everything not for `domains` goes to `relayhost`.
+fn open_relay_cf(relayhost: &str) -> String {
+    let (host, port) = relayhost.rsplit_once(':').expect("relayhost ip:port");
+    format!(
+        "smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination\n\
+         default_transport = smtp\n\
+         relayhost = [{host}]:{port}\n\
+         smtp_tls_security_level = none\n"
+    )
+}
+
+/// The SMTP client service, only in an open-relay instance.
+const SMTP_CLIENT_CF: &str = "smtp      unix  -       -       n       -       -       smtp\n";
+
 /// Start `postfix start-fg` on a free port of `ip`, retrying with another
 /// port when something else took it first.
-fn start_master(dir: &Path, ip: &str) -> (Server, MasterGuard, u16) {
+fn start_master(dir: &Path, ip: &str, smtp_client: bool) -> (Server, MasterGuard, u16) {
     let pidfile = dir.join("queue/pid/master.pid");
     let d = dir.display().to_string();
     for attempt in 0..5 {
         let port = super::port_on(ip);
-        let master_cf = MASTER_CF
+        let mut master_cf = MASTER_CF
             .replace("@LISTEN@", &format!("{ip}:{port}"))
             .replace("@DIR@", &d);
+        if smtp_client {
+            master_cf.push_str(SMTP_CLIENT_CF);
+        }
         fs::write(dir.join("etc/master.cf"), master_cf).expect("write master.cf");
         let _ = fs::remove_file(&pidfile);
         let mut cmd = Command::new("postfix");
