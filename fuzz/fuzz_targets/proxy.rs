@@ -20,7 +20,11 @@ fuzz_target!(|data: &[u8]| {
             for n in 0..len {
                 assert_eq!(parse(&data[..n]), Err(Error::Incomplete), "prefix {n}");
             }
-            if let Header::Proxied { source, destination } = header {
+            if let Header::Proxied {
+                source,
+                destination,
+            } = header
+            {
                 // IPv4-mapped addresses are folded, as everywhere
                 for a in [source, destination] {
                     assert_eq!(rgcore::ip::fold(a.ip()), a.ip());

@@ -1,5 +1,6 @@
-//! tcpserver: ucspi-tcp 0.88's tcpserver, plus IPv6, a per-IP limit and a
-//! graceful stop.
+//! tcpserver: ucspi-tcp 0.88's tcpserver, plus IPv6, a per-IP limit, a
+//! graceful stop and the PROXY protocol from listed load balancers (-y:
+//! the child reads the header before names and rules; `proxy` parses it).
 //!
 //! Owns the listening socket and the table of running children (pid and
 //! client address, so the per-IP counts stay exact). The server only
