@@ -10,91 +10,52 @@
 //! cannot be recovered from them (MD5 compression is one-way), though they
 //! are password-equivalent for CRAM-MD5 and must be kept secret.
 
+use md5::block_api::Md5Core;
+use md5::digest::block_api::{CoreProxy, UpdateCore};
+use md5::digest::common::hazmat::SerializableState;
+use md5::{Digest, Md5};
 use subtle::ConstantTimeEq;
 
 /// The MD5 state after absorbing key^ipad (`inner`) and key^opad (`outer`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CramKeys {
+    /// The state after the key^ipad block.
     pub inner: [u32; 4],
+    /// The state after the key^opad block.
     pub outer: [u32; 4],
 }
 
-const INIT: [u32; 4] = [0x6745_2301, 0xefcd_ab89, 0x98ba_dcfe, 0x1032_5476];
-
-const S: [u32; 64] = [
-    7, 12, 17, 22, 7, 12, 17, 22, 7, 12, 17, 22, 7, 12, 17, 22, 5, 9, 14, 20, 5, 9, 14, 20, 5, 9,
-    14, 20, 5, 9, 14, 20, 4, 11, 16, 23, 4, 11, 16, 23, 4, 11, 16, 23, 4, 11, 16, 23, 6, 10, 15,
-    21, 6, 10, 15, 21, 6, 10, 15, 21, 6, 10, 15, 21,
-];
-
-/// floor(abs(sin(i + 1)) * 2^32), RFC 1321's table T.
-const K: [u32; 64] = [
-    0xd76aa478, 0xe8c7b756, 0x242070db, 0xc1bdceee, 0xf57c0faf, 0x4787c62a, 0xa8304613, 0xfd469501,
-    0x698098d8, 0x8b44f7af, 0xffff5bb1, 0x895cd7be, 0x6b901122, 0xfd987193, 0xa679438e, 0x49b40821,
-    0xf61e2562, 0xc040b340, 0x265e5a51, 0xe9b6c7aa, 0xd62f105d, 0x02441453, 0xd8a1e681, 0xe7d3fbc8,
-    0x21e1cde6, 0xc33707d6, 0xf4d50d87, 0x455a14ed, 0xa9e3e905, 0xfcefa3f8, 0x676f02d9, 0x8d2a4c8a,
-    0xfffa3942, 0x8771f681, 0x6d9d6122, 0xfde5380c, 0xa4beea44, 0x4bdecfa9, 0xf6bb4b60, 0xbebfbc70,
-    0x289b7ec6, 0xeaa127fa, 0xd4ef3085, 0x04881d05, 0xd9d4d039, 0xe6db99e5, 0x1fa27cf8, 0xc4ac5665,
-    0xf4292244, 0x432aff97, 0xab9423a7, 0xfc93a039, 0x655b59c3, 0x8f0ccc92, 0xffeff47d, 0x85845dd1,
-    0x6fa87e4f, 0xfe2ce6e0, 0xa3014314, 0x4e0811a1, 0xf7537e82, 0xbd3af235, 0x2ad7d2bb, 0xeb86d391,
-];
-
-/// One MD5 compression: absorb a 64-byte block into `state`.
-fn compress(state: &mut [u32; 4], block: &[u8; 64]) {
-    let mut m = [0u32; 16];
-    for (w, c) in m.iter_mut().zip(block.chunks_exact(4)) {
+/// The MD5 state (four words) after absorbing one 64-byte block. The
+/// words come out of RustCrypto's serialised state: the four state words
+/// little-endian, then the block count.
+fn state_after(block: [u8; 64]) -> [u32; 4] {
+    let mut core = Md5Core::default();
+    core.update_blocks(&[block.into()]);
+    let bytes = core.serialize();
+    let mut state = [0u32; 4];
+    for (w, c) in state.iter_mut().zip(bytes.chunks_exact(4)) {
         *w = u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
     }
-    let [mut a, mut b, mut c, mut d] = *state;
-    for i in 0..64 {
-        let (f, g) = match i / 16 {
-            0 => ((b & c) | (!b & d), i),
-            1 => ((d & b) | (!d & c), (5 * i + 1) % 16),
-            2 => (b ^ c ^ d, (3 * i + 5) % 16),
-            _ => (c ^ (b | !d), (7 * i) % 16),
-        };
-        let t = a.wrapping_add(f).wrapping_add(K[i]).wrapping_add(m[g]);
-        a = d;
-        d = c;
-        c = b;
-        b = b.wrapping_add(t.rotate_left(S[i]));
-    }
-    for (s, v) in state.iter_mut().zip([a, b, c, d]) {
-        *s = s.wrapping_add(v);
-    }
+    state
 }
 
-/// MD5 of `data`, continuing from `state` which has already absorbed
-/// `prefix_len` bytes (a multiple of 64).
-fn md5_from(mut state: [u32; 4], prefix_len: u64, data: &[u8]) -> [u8; 16] {
-    let mut blocks = data.chunks_exact(64);
-    for b in &mut blocks {
-        let mut block = [0u8; 64];
-        block.copy_from_slice(b);
-        compress(&mut state, &block);
+/// MD5 of `data`, continuing from `state`, which has absorbed one block.
+fn md5_after_block(state: [u32; 4], data: &[u8]) -> [u8; 16] {
+    let mut bytes = [0u8; 24];
+    for (c, w) in bytes.chunks_exact_mut(4).zip(state) {
+        c.copy_from_slice(&w.to_le_bytes());
     }
-    let rest = blocks.remainder();
-    let bits = (prefix_len + data.len() as u64).wrapping_mul(8);
-    let mut tail = [0u8; 128];
-    tail[..rest.len()].copy_from_slice(rest);
-    tail[rest.len()] = 0x80;
-    let n = if rest.len() < 56 { 64 } else { 128 };
-    tail[n - 8..n].copy_from_slice(&bits.to_le_bytes());
-    for b in tail[..n].chunks_exact(64) {
-        let mut block = [0u8; 64];
-        block.copy_from_slice(b);
-        compress(&mut state, &block);
-    }
-    let mut out = [0u8; 16];
-    for (o, w) in out.chunks_exact_mut(4).zip(state) {
-        o.copy_from_slice(&w.to_le_bytes());
-    }
-    out
+    bytes[16..].copy_from_slice(&1u64.to_le_bytes());
+    // a serialised state is 24 bytes and always deserialises
+    let core = Md5Core::deserialize(&bytes.into()).unwrap_or_default();
+    let mut h = Md5::compose(core, Default::default());
+    h.update(data);
+    h.finalize().into()
 }
 
 /// Plain MD5 (used for keys longer than a block and by the tests).
 pub fn md5(data: &[u8]) -> [u8; 16] {
-    md5_from(INIT, 0, data)
+    Md5::digest(data).into()
 }
 
 impl CramKeys {
@@ -111,9 +72,7 @@ impl CramKeys {
             for (b, k) in block.iter_mut().zip(key) {
                 *b = k ^ x;
             }
-            let mut st = INIT;
-            compress(&mut st, &block);
-            st
+            state_after(block)
         };
         CramKeys {
             inner: pad(0x36),
@@ -123,8 +82,8 @@ impl CramKeys {
 
     /// HMAC-MD5(password, challenge).
     pub fn digest(&self, challenge: &[u8]) -> [u8; 16] {
-        let inner = md5_from(self.inner, 64, challenge);
-        md5_from(self.outer, 64, &inner)
+        let inner = md5_after_block(self.inner, challenge);
+        md5_after_block(self.outer, &inner)
     }
 
     /// Does `hexdigest` (32 hex digits, either case) equal HMAC-MD5 of the
