@@ -6,12 +6,14 @@
 //! hack attempt); it never touches a socket, a file or a clock of its own.
 //! [`data::Decoder`] is the streaming DATA decoder (CRLF.CRLF, dot-stuffing,
 //! bare LF/CR/NUL, size and hop limits), usable and fuzzable on its own.
-//! [`received`] builds the `Received:` line; [`b64`] is AUTH's base64.
+//! [`received`] builds the `Received:` line; [`b64`] is AUTH's base64;
+//! [`reply`] holds every fixed reply text.
 #![forbid(unsafe_code)]
 
 pub mod b64;
 pub mod data;
 pub mod received;
+pub mod reply;
 pub mod session;
 
 pub use data::{Decoder, Verdict};

@@ -17,9 +17,11 @@ use memchr::memchr;
 use rgcore::diag::{printable, printable_bytes};
 use rgcore::Failure;
 
-use crate::b64;
 use crate::data::{Decoder, Verdict};
-use crate::received;
+use crate::{received, reply};
+
+mod auth;
+use auth::AuthStep;
 
 /// Longest command line, CRLF included (RFC 5321 4.5.3.1.4).
 pub const MAX_LINE: usize = 512;
@@ -202,22 +204,6 @@ pub enum QueueOutcome {
     Perm(String),
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Mech {
-    Plain,
-    Login,
-    CramMd5,
-}
-
-/// Where an AUTH exchange stands while it waits for a continuation line.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum AuthStep {
-    PlainResponse,
-    LoginUser,
-    LoginPass(Vec<u8>),
-    CramResponse(Vec<u8>),
-}
-
 #[derive(Debug)]
 enum Phase {
     /// Before the greeting: any input is an early talker.
@@ -371,7 +357,7 @@ impl<E: Env> Session<E> {
                 "event=close reason=too_many_errors errors={}",
                 self.errors
             ));
-            self.reply("421 4.7.0 too many errors, closing connection");
+            self.reply(reply::TOO_MANY_ERRORS);
             self.close();
         }
     }
@@ -397,7 +383,7 @@ impl<E: Env> Session<E> {
     /// A control file could not be read: `421 4.3.0`, log, close.
     pub fn controls_failed(&mut self, f: &Failure) {
         self.logf(&format!("event=controls error={}", f.msg.replace(' ', "_")));
-        self.reply("421 4.3.0 unable to read controls");
+        self.reply(reply::CONTROLS);
         self.close();
     }
 
@@ -518,51 +504,12 @@ impl<E: Env> Session<E> {
         self.out.truncate(self.go_at);
         self.cfg.tls_available = false;
         self.phase = Phase::Command;
-        self.fail("454 4.7.0 TLS not available");
+        self.fail(reply::TLS_UNAVAILABLE);
     }
 
     /// Implicit TLS (SMTPS) is on before the greeting.
     pub fn set_tls_on(&mut self) {
         self.cfg.tls_on = true;
-    }
-
-    /// checkpassword's verdict for the last [`Action::CheckPassword`].
-    pub fn auth_result(&mut self, outcome: AuthOutcome) {
-        let Phase::AwaitAuth(user) = std::mem::replace(&mut self.phase, Phase::Command) else {
-            return;
-        };
-        let shown = printable_bytes(&user);
-        match outcome {
-            AuthOutcome::Ok => {
-                // the account it matched: users.cdb keys are lower-cased
-                // (users(5)), so `Joe@Example.ORG` logs in as joe@example.org
-                let account = String::from_utf8_lossy(&user).to_ascii_lowercase();
-                self.logf(&format!(
-                    "event=auth result=ok user={}",
-                    printable(&account)
-                ));
-                self.auth_user = Some(account);
-                self.reply("235 2.7.0 authentication successful");
-            }
-            AuthOutcome::Bad => {
-                self.logf(&format!("event=auth result=failed user={shown}"));
-                self.auth_failed();
-            }
-            AuthOutcome::Temp => {
-                self.logf(&format!("event=auth result=tempfail user={shown}"));
-                self.reply("454 4.7.0 temporary authentication failure");
-            }
-        }
-    }
-
-    fn auth_failed(&mut self) {
-        self.reply("535 5.7.8 authentication failed");
-        self.auth_failures += 1;
-        if self.auth_failures >= MAX_AUTH_FAILURES {
-            self.logf("event=close reason=too_many_auth_failures");
-            self.reply("421 4.7.0 too many authentication failures, closing connection");
-            self.close();
-        }
     }
 
     /// The queue's verdict for the last [`Action::MessageEnd`].
@@ -578,22 +525,22 @@ impl<E: Env> Session<E> {
                 // the spool id, as logged, lets a client's report be traced
                 match id.strip_prefix("id=") {
                     Some(_) => self.reply(&format!("250 2.0.0 ok {id}")),
-                    None => self.reply("250 2.0.0 ok"),
+                    None => self.reply(reply::OK),
                 }
             }
             QueueOutcome::Temp(why) => {
                 self.logf(&format!("event=message result=tempfail {why}"));
-                self.reply("451 4.3.0 temporary queue failure, try again later");
+                self.reply(reply::QUEUE_TEMP);
             }
             QueueOutcome::Full(why) => {
                 self.logf(&format!(
                     "event=message result=tempfail reason=disk_full {why}"
                 ));
-                self.reply("452 4.3.1 insufficient system storage");
+                self.reply(reply::DISK_FULL);
             }
             QueueOutcome::Perm(why) => {
                 self.logf(&format!("event=message result=permfail {why}"));
-                self.reply("554 5.3.0 permanent queue failure");
+                self.reply(reply::QUEUE_PERM);
             }
         }
     }
@@ -648,12 +595,9 @@ impl<E: Env> Session<E> {
     fn message_done(&mut self, verdict: Verdict, size: u64) {
         let reply = match verdict {
             Verdict::Ok => None,
-            Verdict::BadBytes => Some((
-                "bare_lf_cr_or_nul",
-                "554 5.6.0 message contains bare LF, bare CR or NUL; refused",
-            )),
-            Verdict::TooBig => Some(("too_big", "552 5.3.4 message exceeds the size limit")),
-            Verdict::TooManyHops => Some(("too_many_hops", "554 5.4.6 too many hops")),
+            Verdict::BadBytes => Some(("bare_lf_cr_or_nul", reply::BARE_LF_CR_NUL)),
+            Verdict::TooBig => Some(("too_big", reply::TOO_BIG)),
+            Verdict::TooManyHops => Some(("too_many_hops", reply::TOO_MANY_HOPS)),
         };
         if let Some((why, text)) = reply {
             self.logf(&format!(
@@ -713,7 +657,7 @@ impl<E: Env> Session<E> {
     fn too_long(&mut self) {
         self.logf("event=close reason=line_too_long");
         self.line.clear();
-        self.reply("500 5.5.2 line too long");
+        self.reply(reply::LINE_TOO_LONG);
         self.actions.push_back(Action::DenyIp);
         self.close();
     }
@@ -729,7 +673,7 @@ impl<E: Env> Session<E> {
             if matches!(self.phase, Phase::AuthCont(_)) {
                 self.phase = Phase::Command;
             }
-            return self.fail("501 5.5.2 syntax error: NUL or bare CR in command");
+            return self.fail(reply::NUL_OR_CR);
         }
         if let Phase::AuthCont(step) = std::mem::replace(&mut self.phase, Phase::Command) {
             return self.auth_continue(step, line);
@@ -757,21 +701,21 @@ impl<E: Env> Session<E> {
             b"DATA" => self.data_cmd(arg),
             b"RSET" => {
                 self.txn = None;
-                self.reply("250 2.0.0 flushed");
+                self.reply(reply::RSET);
             }
-            b"NOOP" => self.reply("250 2.0.0 ok"),
+            b"NOOP" => self.reply(reply::OK),
             b"QUIT" => {
                 let me = self.me.clone().unwrap_or_else(|| "relaygate".into());
                 self.reply(&format!("221 2.0.0 {me} closing connection"));
                 self.logf("event=close reason=quit");
                 self.close();
             }
-            b"HELP" => self.reply("214 2.0.0 relaygate smtpd: see RFC 5321"),
+            b"HELP" => self.reply(reply::HELP),
             b"VRFY" => {
                 if self.cfg.disable_vrfy {
-                    self.fail("502 5.5.1 VRFY disabled")
+                    self.fail(reply::VRFY_DISABLED)
                 } else {
-                    self.reply("252 2.5.2 send some mail, I'll try my best")
+                    self.reply(reply::VRFY)
                 }
             }
             b"STARTTLS" => self.starttls_cmd(arg),
@@ -779,7 +723,7 @@ impl<E: Env> Session<E> {
             _ => {
                 let shown = printable_bytes(&verb[..verb.len().min(20)]);
                 self.logf(&format!("event=bad_command verb={shown}"));
-                self.fail("502 5.5.1 command not implemented")
+                self.fail(reply::UNIMPLEMENTED)
             }
         }
     }
@@ -823,16 +767,16 @@ impl<E: Env> Session<E> {
 
     fn mail_cmd(&mut self, arg: &[u8]) {
         if self.helo.is_none() {
-            return self.fail("503 5.5.1 send HELO or EHLO first");
+            return self.fail(reply::NEED_HELO);
         }
         if self.txn.is_some() {
-            return self.fail("503 5.5.1 nested MAIL command");
+            return self.fail(reply::NESTED_MAIL);
         }
         if self.cfg.require_auth && self.auth_user.is_none() {
-            return self.fail("530 5.7.0 authentication required");
+            return self.fail(reply::AUTH_REQUIRED);
         }
         let Some(path) = after_prefix(arg, b"FROM:") else {
-            return self.fail("501 5.5.4 syntax: MAIL FROM:<address>");
+            return self.fail(reply::SYNTAX_MAIL);
         };
         let parsed = match self.env.mail(path) {
             Err(f) => return self.controls_failed(&f),
@@ -856,9 +800,9 @@ impl<E: Env> Session<E> {
             };
             let declared = size.and_then(|s| s.parse::<u64>().ok());
             match declared {
-                None => return self.fail("501 5.5.4 syntax: SIZE=number"),
+                None => return self.fail(reply::SYNTAX_SIZE),
                 Some(n) if limit > 0 && n > limit => {
-                    return self.fail("552 5.3.4 message size exceeds fixed maximum message size")
+                    return self.fail(reply::SIZE_DECLARED_TOO_BIG)
                 }
                 Some(_) => {}
             }
@@ -872,7 +816,7 @@ impl<E: Env> Session<E> {
             sender_queued: parsed.queued,
             rcpts: Vec::new(),
         });
-        self.reply("250 2.1.0 ok");
+        self.reply(reply::MAIL_OK);
     }
 
     /// `SIZE=`, `BODY=7BIT|8BITMIME`, `AUTH=` (ignored unless authenticated,
@@ -889,20 +833,20 @@ impl<E: Env> Session<E> {
                 if ok {
                     continue;
                 }
-                return Some("501 5.5.4 syntax: BODY=7BIT or BODY=8BITMIME");
+                return Some(reply::SYNTAX_BODY);
             }
-            return Some("555 5.5.4 unsupported MAIL parameter");
+            return Some(reply::MAIL_PARAM);
         }
         None
     }
 
     fn rcpt_cmd(&mut self, arg: &[u8]) {
         let Some(txn) = &self.txn else {
-            return self.fail("503 5.5.1 need MAIL before RCPT");
+            return self.fail(reply::NEED_MAIL_RCPT);
         };
         let count = txn.rcpts.len();
         let Some(path) = after_prefix(arg, b"TO:") else {
-            return self.fail("501 5.5.4 syntax: RCPT TO:<address>");
+            return self.fail(reply::SYNTAX_RCPT);
         };
         let maxrcpt = match self.env.maxrcpt() {
             Ok(n) => n,
@@ -913,7 +857,7 @@ impl<E: Env> Session<E> {
                 "rcpt={} verdict=refused rule=maxrcpt",
                 log_arg(path)
             ));
-            return self.reply("452 4.5.3 too many recipients");
+            return self.reply(reply::TOO_MANY_RCPTS);
         }
         let Some(txn) = &self.txn else { return };
         let auth = self.auth_user.as_deref();
@@ -931,7 +875,7 @@ impl<E: Env> Session<E> {
                 if let Some(t) = &mut self.txn {
                     t.rcpts.push(queued);
                 }
-                self.reply("250 2.1.5 ok");
+                self.reply(reply::RCPT_OK);
             }
             RcptVerdict::Refuse(r) => {
                 let shown = match outcome.address.is_empty() {
@@ -953,21 +897,21 @@ impl<E: Env> Session<E> {
 
     fn data_cmd(&mut self, arg: &[u8]) {
         match &self.txn {
-            None => return self.fail("503 5.5.1 need MAIL before DATA"),
-            Some(t) if t.rcpts.is_empty() => return self.fail("503 5.5.1 need RCPT before DATA"),
+            None => return self.fail(reply::NEED_MAIL_DATA),
+            Some(t) if t.rcpts.is_empty() => return self.fail(reply::NEED_RCPT),
             Some(_) => {}
         }
         if !arg.is_empty() {
-            return self.fail("501 5.5.4 syntax: DATA");
+            return self.fail(reply::SYNTAX_DATA);
         }
         self.go_at = self.out.len();
-        self.reply("354 go ahead, end with <CRLF>.<CRLF>");
+        self.reply(reply::DATA_GO);
         self.phase = Phase::DataPending;
     }
 
     fn starttls_cmd(&mut self, arg: &[u8]) {
         if self.cfg.tls_on {
-            return self.fail("503 5.5.1 TLS already active");
+            return self.fail(reply::TLS_ACTIVE);
         }
         if !self.cfg.tls_available {
             if let Some(why) = self.cfg.tls_broken.take() {
@@ -976,147 +920,14 @@ impl<E: Env> Session<E> {
                     why.replace(' ', "_")
                 ));
             }
-            return self.fail("454 4.7.0 TLS not available");
+            return self.fail(reply::TLS_UNAVAILABLE);
         }
         if !arg.is_empty() {
-            return self.fail("501 5.5.4 syntax: STARTTLS");
+            return self.fail(reply::SYNTAX_STARTTLS);
         }
         self.go_at = self.out.len();
-        self.reply("220 2.0.0 ready to start TLS");
+        self.reply(reply::TLS_GO);
         self.phase = Phase::TlsPending;
-    }
-
-    // ----- AUTH -----
-
-    fn auth_cmd(&mut self, arg: &[u8]) {
-        if !self.cfg.auth {
-            return self.fail("503 5.5.1 AUTH not available");
-        }
-        if self.helo.is_none() || !self.esmtp {
-            return self.fail("503 5.5.1 send EHLO first");
-        }
-        if self.auth_user.is_some() {
-            return self.fail("503 5.5.1 already authenticated");
-        }
-        if self.txn.is_some() {
-            return self.fail("503 5.5.1 AUTH not allowed during a mail transaction");
-        }
-        let mut words = arg.split(|&b| b == b' ').filter(|w| !w.is_empty());
-        let mech = words.next().unwrap_or_default();
-        let initial = words.next();
-        if words.next().is_some() {
-            return self.fail("501 5.5.4 syntax: AUTH mechanism [initial-response]");
-        }
-        let mech = if mech.eq_ignore_ascii_case(b"PLAIN") {
-            Mech::Plain
-        } else if mech.eq_ignore_ascii_case(b"LOGIN") {
-            Mech::Login
-        } else if mech.eq_ignore_ascii_case(b"CRAM-MD5") {
-            Mech::CramMd5
-        } else {
-            self.logf(&format!(
-                "event=auth result=unknown_mechanism mech={}",
-                printable_bytes(mech)
-            ));
-            return self.fail("504 5.5.4 unrecognized authentication type");
-        };
-        if mech != Mech::CramMd5 && !self.cleartext_ok() {
-            self.logf("event=auth result=refused reason=cleartext_without_tls");
-            return self
-                .fail("538 5.7.11 encryption required for requested authentication mechanism");
-        }
-        match (mech, initial) {
-            (Mech::Plain, None) => self.auth_prompt(AuthStep::PlainResponse, ""),
-            (Mech::Plain, Some(ir)) => self.auth_continue(AuthStep::PlainResponse, ir),
-            (Mech::Login, None) => self.auth_prompt(AuthStep::LoginUser, "VXNlcm5hbWU6"),
-            (Mech::Login, Some(ir)) => self.auth_continue(AuthStep::LoginUser, ir),
-            (Mech::CramMd5, Some(_)) => self.fail("501 5.5.4 CRAM-MD5 takes no initial response"),
-            (Mech::CramMd5, None) => {
-                let Some(me) = self.me() else { return };
-                let challenge = self.env.cram_challenge(&me);
-                let prompt = b64::encode(challenge.as_bytes());
-                self.auth_prompt(AuthStep::CramResponse(challenge.into_bytes()), &prompt);
-            }
-        }
-    }
-
-    fn auth_prompt(&mut self, step: AuthStep, challenge: &str) {
-        self.reply(&format!("334 {challenge}"));
-        self.phase = Phase::AuthCont(step);
-    }
-
-    /// A client response (continuation line or initial response).
-    fn auth_continue(&mut self, step: AuthStep, line: &[u8]) {
-        if line == b"*" {
-            self.logf("event=auth result=cancelled");
-            return self.fail("501 5.0.0 authentication cancelled");
-        }
-        // "=" is an empty initial response (RFC 4954)
-        let decoded = if line == b"=" {
-            Some(Vec::new())
-        } else {
-            b64::decode(line)
-        };
-        let Some(data) = decoded else {
-            self.logf("event=auth result=bad_base64");
-            return self.fail("501 5.5.2 malformed base64 in AUTH response");
-        };
-        match step {
-            AuthStep::PlainResponse => self.auth_plain(&data),
-            AuthStep::LoginUser => {
-                if data.is_empty() {
-                    return self.fail("501 5.5.2 empty user name");
-                }
-                self.auth_prompt(AuthStep::LoginPass(data), "UGFzc3dvcmQ6")
-            }
-            AuthStep::LoginPass(user) => self.check_password(user, data, Vec::new()),
-            AuthStep::CramResponse(challenge) => {
-                // "user hexdigest"
-                let Some(sp) = data.iter().rposition(|&b| b == b' ') else {
-                    return self.fail("501 5.5.2 malformed CRAM-MD5 response");
-                };
-                let (user, digest) = (&data[..sp], &data[sp + 1..]);
-                if user.is_empty()
-                    || digest.len() != 32
-                    || !digest.iter().all(u8::is_ascii_hexdigit)
-                {
-                    return self.fail("501 5.5.2 malformed CRAM-MD5 response");
-                }
-                self.check_password(user.to_vec(), digest.to_ascii_lowercase(), challenge)
-            }
-        }
-    }
-
-    /// `authzid\0authcid\0password`: authzid must be empty or the authcid.
-    fn auth_plain(&mut self, data: &[u8]) {
-        let mut parts = data.splitn(3, |&b| b == 0);
-        let (Some(authz), Some(user), Some(pass)) = (parts.next(), parts.next(), parts.next())
-        else {
-            return self.fail("501 5.5.2 malformed PLAIN response");
-        };
-        if user.is_empty() || pass.contains(&0) {
-            return self.fail("501 5.5.2 malformed PLAIN response");
-        }
-        if !authz.is_empty() && authz != user {
-            self.logf(&format!(
-                "event=auth result=failed reason=authzid_differs user={}",
-                printable_bytes(user)
-            ));
-            return self.auth_failed();
-        }
-        self.check_password(user.to_vec(), pass.to_vec(), Vec::new());
-    }
-
-    fn check_password(&mut self, user: Vec<u8>, secret: Vec<u8>, extra: Vec<u8>) {
-        if user.contains(&0) || user.len() > 255 || secret.len() > 255 {
-            return self.fail("501 5.5.2 malformed credentials");
-        }
-        self.actions.push_back(Action::CheckPassword {
-            user: user.clone(),
-            secret,
-            extra,
-        });
-        self.phase = Phase::AwaitAuth(user);
     }
 }
 
