@@ -246,6 +246,57 @@ fn accepted_then_never_delivered_is_not_open() {
         !mx.queued().is_empty(),
         "the accepted messages wait in the queue"
     );
+    // judged by reply codes alone the same server looks open
+    let (code, out, _) = relaytest(&["--victim", VICTIM, &mx.addr]);
+    assert_eq!(code, 100, "{out}");
+    assert!(
+        row(&out, "plain", "sender at the victim").contains("ACCEPTED"),
+        "{out}"
+    );
+}
+
+#[test]
+fn server_closing_after_too_many_errors_is_reconnected() {
+    // relaygate says 421 and closes after 20 refusals: with no planned
+    // reconnection every trick after that must still be judged
+    let mx = Mx::start(Setup::default());
+    let (code, out, err) = relaytest(&["--per-connection", "1000", "--victim", VICTIM, &mx.addr]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(!out.lines().any(|l| l.ends_with(" error")), "{out}");
+    let connections: usize = out
+        .split(" connections")
+        .next()
+        .and_then(|s| s.rsplit(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    assert!(connections >= 4, "{out}");
+    // with too few connections allowed the result is unknown, not closed
+    let (code, out, _) = relaytest(&[
+        "--per-connection",
+        "1000",
+        "--max-connections",
+        "2",
+        "--victim",
+        VICTIM,
+        &mx.addr,
+    ]);
+    assert_eq!(code, 111, "{out}");
+    assert!(
+        out.contains("connection limit (2) reached") && out.contains("verdict: unknown"),
+        "{out}"
+    );
+}
+
+#[test]
+fn silent_server_times_out() {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap().to_string();
+    let start = Instant::now();
+    let (code, _, err) = relaytest(&["--timeout", "1", "--local", "example.org", &addr]);
+    assert_eq!(code, 111, "{err}");
+    assert!(err.contains("greeting: timed out"), "{err}");
+    assert!(start.elapsed() < Duration::from_secs(10));
+    drop(l);
 }
 
 #[test]

@@ -49,7 +49,7 @@ pub fn run(opts: &Opts) -> Result<Report, Failure> {
     let outcomes: Vec<Outcome> = tricks.iter().map(|t| prober.run(t)).collect();
     prober.finish();
     let arrivals = match &sink {
-        Some(s) => wait_for_arrivals(s, opts.wait, &tricks, &outcomes),
+        Some(s) => wait_for_arrivals(s, opts.wait, &names.token, &tricks, &outcomes),
         None => Vec::new(),
     };
     Ok(report::build(
@@ -188,6 +188,7 @@ fn token() -> String {
 fn wait_for_arrivals(
     sink: &Sink,
     wait: Duration,
+    token: &str,
     tricks: &[Trick],
     outcomes: &[Outcome],
 ) -> Vec<sink::Arrival> {
@@ -197,10 +198,6 @@ fn wait_for_arrivals(
         .filter(|(t, o)| t.reaches_sink && matches!(o, Outcome::Accepted { queued: true, .. }))
         .map(|(t, _)| t.id.as_str())
         .collect();
-    let token = tricks
-        .first()
-        .map(|t| t.id.split('-').next().unwrap_or(""))
-        .unwrap_or("");
     if !expected.is_empty() {
         info(
             PROG,
