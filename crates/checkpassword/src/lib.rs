@@ -12,6 +12,7 @@ use std::path::Path;
 use nix::errno::Errno;
 use rgauth::{check, parse_input, InputError, Verdict};
 
+/// The program's name in diagnostics.
 pub const PROG: &str = "checkpassword";
 
 /// Exit: bad credentials.
@@ -25,7 +26,9 @@ pub const TEMP: i32 = 111;
 /// (none for plain bad credentials, which are not an error of ours).
 #[derive(Debug, PartialEq, Eq)]
 pub struct Stop {
+    /// The exit code.
     pub code: i32,
+    /// The diagnostic line, if any.
     pub msg: Option<String>,
 }
 

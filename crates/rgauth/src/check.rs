@@ -20,7 +20,9 @@ pub const MAX_INPUT: usize = 512;
 /// What came on fd 3: `user\0secret\0extra\0`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Credentials {
+    /// The login name as given.
     pub user: Vec<u8>,
+    /// The password, or a CRAM-MD5 hex digest when `extra` holds a challenge.
     pub secret: Vec<u8>,
     /// The CRAM-MD5 challenge, or a timestamp, or empty.
     pub extra: Vec<u8>,

@@ -21,7 +21,9 @@ use rgcore::Failure;
 
 use crate::account::Account;
 
+/// The account list's name in CONTROLDIR (users(5)).
 pub const USERS: &str = "users";
+/// The compiled account list's name in CONTROLDIR.
 pub const USERS_CDB: &str = "users.cdb";
 const LOCK: &str = "users.lock";
 const HEADER: &str = "# relaygate accounts: written by userdb(8), format in users(5)\n";

@@ -15,7 +15,9 @@ use std::net::Ipv6Addr;
 /// written minus one trailing dot.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Mailbox {
+    /// The local part, dequoted and unescaped.
     pub local: String,
+    /// The domain as given (host name or literal).
     pub domain: String,
 }
 
@@ -33,6 +35,7 @@ pub enum Path {
     Null,
     /// Bare `postmaster`, any case, without domain (RCPT only).
     Postmaster,
+    /// `local@domain`.
     Mailbox(Mailbox),
 }
 
@@ -52,14 +55,18 @@ impl Path {
 /// after `=` if any). smtpd validates `SIZE`, `BODY`, `AUTH`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Parsed {
+    /// The address.
     pub path: Path,
+    /// ESMTP parameters after it: name and optional value.
     pub params: Vec<(String, Option<String>)>,
 }
 
 /// A refusal: `code` and `text` make the reply line `"{code} {text}"`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AddrError {
+    /// The SMTP code of the refusal.
     pub code: u16,
+    /// The text after the code (with the enhanced status code).
     pub text: String,
 }
 
@@ -71,7 +78,9 @@ impl fmt::Display for AddrError {
 
 /// Longest local part, domain and whole queued address, in octets (RFC 5321).
 pub const MAX_LOCAL: usize = 64;
+/// Longest domain, in octets.
 pub const MAX_DOMAIN: usize = 255;
+/// Longest path, in octets.
 pub const MAX_PATH: usize = 256;
 
 #[derive(Clone, Copy, PartialEq, Eq)]

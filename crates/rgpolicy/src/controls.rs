@@ -238,6 +238,7 @@ impl Controls {
         std::mem::take(&mut self.notes)
     }
 
+    /// The control directory.
     pub fn dir(&self) -> &Path {
         &self.dir
     }

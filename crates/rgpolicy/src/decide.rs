@@ -35,24 +35,38 @@ pub struct Client {
 /// The rule that decided; [`Rule::name`] is the word logged as `rule=`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Rule {
+    /// The recipient's domain is in `rcpthosts`.
     Rcpthosts,
+    /// The recipient's domain is in `morercpthosts.cdb`.
     Morercpthosts,
+    /// Bare `postmaster`.
     Postmaster,
+    /// Rule 1: `RELAYCLIENT` in the environment.
     RelayclientEnv,
     /// Rule 1 granted by relaycheck's table (`RELAYUSER` set).
     Relaytable,
+    /// Rule 2: `TCPREMOTEIP` in `relayclients`.
     Relayclients,
+    /// Rule 3: SMTP AUTH.
     Auth,
+    /// Rule 4: `TCPREMOTEHOST` in `relaydomains`.
     Relaydomains,
+    /// Rule 5: sender and IP in `relayrules`.
     Relayrules,
+    /// Rule 6: the sender in `relaymailfrom`.
     Relaymailfrom,
+    /// Refused: `badrcptto`.
     Badrcptto,
+    /// Refused: `badmailfrom`.
     Badmailfrom,
+    /// Refused: not an address (`<>` as a recipient).
     Syntax,
+    /// Refused: relaying and no rule grants it.
     Norelay,
 }
 
 impl Rule {
+    /// The word logged after `rule=`.
     pub fn name(&self) -> &'static str {
         match self {
             Rule::Rcpthosts => "rcpthosts",
@@ -116,7 +130,11 @@ pub enum Verdict {
     /// Exactly the recipient for the envelope: the parsed address followed
     /// by any `RELAYCLIENT`/`relayclients` value (qmail appends it to every
     /// recipient of a relay client).
-    Accept { queued: String },
+    /// Accepted: the recipient as queued.
+    Accept {
+        /// The parsed address followed by the appended value.
+        queued: String,
+    },
     /// The reply to send.
     Refuse(Reply),
 }

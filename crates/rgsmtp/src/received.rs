@@ -17,15 +17,22 @@ pub fn sanitize(field: &[u8]) -> String {
 
 /// What goes into the line.
 pub struct Facts<'a> {
+    /// The HELO/EHLO argument.
     pub helo: &'a [u8],
+    /// `TCPREMOTEHOST`, when known.
     pub host: Option<&'a str>,
+    /// The client's address.
     pub ip: &'a str,
+    /// Our name (`me`).
     pub me: &'a str,
+    /// TLS is on.
     pub tls: bool,
+    /// The authenticated user.
     pub auth_user: Option<&'a str>,
     /// `RELAYUSER`: the POP-before-SMTP grant's user (shown when there is
     /// no AUTH user).
     pub relay_user: Option<&'a str>,
+    /// Unix time of the line.
     pub now: u64,
 }
 

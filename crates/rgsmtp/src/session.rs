@@ -57,7 +57,11 @@ pub struct MailOk<S> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RcptVerdict {
     /// The recipient as queued (with any RELAYCLIENT value appended).
-    Accept { queued: Vec<u8> },
+    /// Accepted: the recipient as queued (with any RELAYCLIENT value appended).
+    Accept {
+        /// The recipient for the envelope.
+        queued: Vec<u8>,
+    },
     /// The reply.
     Refuse(Reply),
 }
@@ -76,6 +80,7 @@ pub struct RcptOutcome {
 
 /// Control data and the relay decision, supplied by the driver.
 pub trait Env {
+    /// The parsed sender, handed back at each RCPT.
     type Sender;
     /// Text after `220 ` (without ` ESMTP`).
     fn greeting(&mut self) -> Result<String, Failure>;
@@ -153,8 +158,11 @@ pub enum Action {
     /// Run checkpassword with `user\0secret\0extra\0` on fd 3 and report with
     /// [`Session::auth_result`] (after a delay when it failed).
     CheckPassword {
+        /// The user name as the client gave it.
         user: Vec<u8>,
+        /// The password, or the CRAM-MD5 hex digest.
         secret: Vec<u8>,
+        /// The CRAM-MD5 challenge; empty for PLAIN and LOGIN.
         extra: Vec<u8>,
     },
     /// Record the client in DENYDIR (hack attempt).
@@ -266,6 +274,7 @@ fn after_prefix<'a>(arg: &'a [u8], prefix: &[u8]) -> Option<&'a [u8]> {
 }
 
 impl<E: Env> Session<E> {
+    /// A session before its greeting ([`Session::greet`]).
     pub fn new(env: E, cfg: Config) -> Self {
         Session {
             env,
@@ -317,10 +326,12 @@ impl<E: Env> Session<E> {
         self.auth_user.as_deref()
     }
 
+    /// Is TLS on (STARTTLS done, or SMTPS)?
     pub fn tls_on(&self) -> bool {
         self.cfg.tls_on
     }
 
+    /// What the session waits for from the driver.
     pub fn wants(&self) -> Wants {
         match self.phase {
             Phase::Unstarted | Phase::Command | Phase::AuthCont(_) | Phase::Data(_) => Wants::Input,
@@ -332,6 +343,7 @@ impl<E: Env> Session<E> {
         }
     }
 
+    /// Has the session ended (the driver closes the connection)?
     pub fn is_closed(&self) -> bool {
         matches!(self.phase, Phase::Closed)
     }

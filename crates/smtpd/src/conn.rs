@@ -15,9 +15,13 @@ use rgtls::rustls::{ServerConfig, ServerConnection};
 /// What a read brought.
 #[derive(Debug)]
 pub enum Readable {
+    /// This many bytes.
     Data(usize),
+    /// Nothing within the time limit.
     Timeout,
+    /// The client closed (or ended TLS).
     Eof,
+    /// A read error, printable for the log.
     Error(String),
 }
 
@@ -143,12 +147,14 @@ fn short(e: &dyn std::fmt::Display) -> String {
     rgcore::diag::printable(&e.to_string()).replace(' ', "_")
 }
 
+/// The client connection on fd 0/1, plain or TLS.
 pub struct Conn {
     tls: Option<Box<ServerConnection>>,
     write_timeout: Duration,
 }
 
 impl Conn {
+    /// Descriptors 0 and 1, plaintext until STARTTLS or SMTPS.
     pub fn stdio() -> Conn {
         Conn {
             tls: None,
@@ -161,6 +167,7 @@ impl Conn {
         self.write_timeout = t;
     }
 
+    /// Is TLS on?
     pub fn is_tls(&self) -> bool {
         self.tls.is_some()
     }
@@ -197,6 +204,7 @@ impl Conn {
         }
     }
 
+    /// Write all of `data` (through TLS when on), each write bounded by the write timeout.
     pub fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
         let mut raw = Raw {
             deadline: None,

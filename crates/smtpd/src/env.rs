@@ -11,7 +11,9 @@ use rgsmtp::{Env, MailOk, RcptOutcome, RcptVerdict, Reply};
 
 /// Controls plus the client facts.
 pub struct PolicyEnv {
+    /// The session's view of CONTROLDIR.
     pub ctl: Controls,
+    /// The client facts the relay decision uses.
     pub client: Client,
     /// `TCPREMOTEHOST` as the supervisor set it, not yet trusted: it reaches
     /// `client.host` (and so `relaydomains`) only once its forward lookup

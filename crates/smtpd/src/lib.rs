@@ -31,13 +31,21 @@ const AUTH_FAIL_DELAY: Duration = Duration::from_secs(2);
 
 /// Everything smtpd takes from its environment and argv.
 pub struct Settings {
+    /// The checkpassword program and its arguments (empty: no AUTH).
     pub checkpassword: Vec<OsString>,
+    /// `CONTROLDIR`.
     pub controldir: PathBuf,
+    /// `DENYDIR`, when set.
     pub denydir: Option<PathBuf>,
+    /// Where messages go.
     pub target: Target,
+    /// `GREETDELAY`.
     pub greetdelay: Duration,
+    /// `SMTPS`: TLS before the greeting.
     pub smtps: bool,
+    /// The session's fixed facts.
     pub cfg: Config,
+    /// The relay decision's client facts.
     pub client: Client,
 }
 
@@ -46,6 +54,7 @@ fn var(name: &str) -> Option<String> {
 }
 
 impl Settings {
+    /// Read the environment (see smtpd(8)) and argv.
     pub fn from_env(args: Vec<OsString>) -> Settings {
         let ip_text = var("TCPREMOTEIP").unwrap_or_default();
         let ip = rgcore::ip::parse(&ip_text);

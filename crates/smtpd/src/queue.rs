@@ -20,21 +20,30 @@ const ABORT_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 /// Where messages go.
 #[derive(Debug, Clone)]
 pub enum Target {
+    /// `QMAILQUEUE`: a qmail-queue program.
     Program(OsString),
+    /// The embedded spool, written in process.
     Spool(PathBuf),
 }
 
 /// One message being handed over.
 pub enum Open {
+    /// A running qmail-queue program.
     Program {
+        /// The program.
         child: Child,
+        /// The message pipe (its fd 0).
         msg: Option<File>,
+        /// The envelope pipe (its fd 1).
         env: Option<File>,
         /// A write to the message pipe failed (the program died early).
         broken: bool,
     },
+    /// A spool file being written.
     Spool {
+        /// The writer (taken at commit).
         writer: Option<SpoolWriter>,
+        /// The first write error, reported at commit.
         error: Option<rgspool::QueueError>,
     },
     /// Could not even start: the verdict, reported at the end.

@@ -13,7 +13,9 @@ use rgauth::store;
 use rgauth::Account;
 use rgcore::Failure;
 
+/// The program's name in diagnostics.
 pub const PROG: &str = "userdb";
+/// The usage line.
 pub const USAGE: &str =
     "add [-n] [-r rounds] [-d home] address | passwd [-n|-c] [-r rounds] address | \
 disable address | enable address | del address | list [address] | make";
@@ -24,6 +26,7 @@ pub const MAX_PASSWORD: usize = 256;
 
 /// Where passwords come from.
 pub trait PasswordSource {
+    /// One password (without its line end).
     fn password(&mut self) -> Result<Vec<u8>, Failure>;
 }
 
