@@ -9,6 +9,7 @@ use rgcore::diag::{die, usage, Failure};
 const PROG: &str = "remote";
 
 fn main() {
+    rgcore::diag::version("remote");
     let argv: Vec<_> = std::env::args_os().skip(1).collect();
     let opts = match remote::args::parse(&argv) {
         Ok(o) => o,
