@@ -123,20 +123,21 @@ fn twenty_processes_hitting_one_counter_lose_no_increment() {
 
 #[test]
 fn a_limit_holds_exactly_at_n_under_parallel_callers() {
-    // 20 processes each try 10 times to take a slot of 57: exactly 57 win
+    // 20 processes each try 10 times to take one of 157 slots: exactly 157
+    // win (past 64 lines the counter file is rewritten under the callers)
     let d = Dirs::new("state-limit");
     let taken: u64 = d
         .parallel(
             20,
-            &["take", "send:joe@example.org", "86400000", "57", "10"],
+            &["take", "send:joe@example.org", "86400000", "157", "10"],
         )
         .iter()
         .map(|s| s.parse::<u64>().unwrap())
         .sum();
-    assert_eq!(taken, 57);
-    assert_eq!(d.one(&["count", "send:joe@example.org", "86400000"]), "57");
+    assert_eq!(taken, 157);
+    assert_eq!(d.one(&["count", "send:joe@example.org", "86400000"]), "157");
     assert_eq!(
-        d.one(&["take", "send:joe@example.org", "86400000", "57", "3"]),
+        d.one(&["take", "send:joe@example.org", "86400000", "157", "3"]),
         "0",
         "full stays full"
     );

@@ -47,13 +47,14 @@ fn main() {
     let a: Vec<String> = std::env::args().skip(1).collect();
     let (store, _) = FileStore::from_env();
     let ms = |i: usize| Duration::from_millis(num(a.get(i), "WINDOW_MS"));
+    let key = a.get(1).map_or("", String::as_str);
     wait_go();
     let out = match a.first().map(String::as_str) {
         Some("hit") => {
             let mut last = 0;
             for _ in 0..num(a.get(3), "N") {
                 last = store
-                    .hit(&a[1], ms(2), when(a.get(4)))
+                    .hit(key, ms(2), when(a.get(4)))
                     .unwrap_or_else(|e| fail(&e.to_string()));
             }
             last.to_string()
@@ -63,7 +64,7 @@ fn main() {
             let taken = (0..num(a.get(4), "N"))
                 .filter(|_| {
                     store
-                        .hit_below(&a[1], ms(2), limit, when(a.get(5)))
+                        .hit_below(key, ms(2), limit, when(a.get(5)))
                         .unwrap_or_else(|e| fail(&e.to_string()))
                         .taken()
                 })
@@ -71,11 +72,11 @@ fn main() {
             taken.to_string()
         }
         Some("count") => store
-            .count(&a[1], ms(2), when(a.get(3)))
+            .count(key, ms(2), when(a.get(3)))
             .unwrap_or_else(|e| fail(&e.to_string()))
             .to_string(),
         Some("ban") => {
-            let ip = rgcore::ip::parse(&a[1]).unwrap_or_else(|| fail("IP"));
+            let ip = rgcore::ip::parse(key).unwrap_or_else(|| fail("IP"));
             let until = SystemTime::now() + Duration::from_secs(num(a.get(2), "SECONDS"));
             store
                 .ban(ip, until, a.get(3).map_or("test", String::as_str))
@@ -83,7 +84,7 @@ fn main() {
             "ok".into()
         }
         Some("banned") => {
-            let ip = rgcore::ip::parse(&a[1]).unwrap_or_else(|| fail("IP"));
+            let ip = rgcore::ip::parse(key).unwrap_or_else(|| fail("IP"));
             match store.banned(ip, when(a.get(2))) {
                 Ok(Some(b)) => format!("banned {}", b.cause_text()),
                 Ok(None) => "clear".into(),

@@ -5,10 +5,11 @@
 //!
 //! Today's engine is [`FileStore`]: counters and values in `STATEDIR`
 //! (default `/var/relaygate/state`, [`statedir`]), one small file per key,
-//! replaced atomically (temp file + rename), updated under `flock` so no
-//! increment is lost between processes; bans in `DENYDIR` as `rgiptable`
-//! writes them (`until=`/`cause=`, `man/relaytable.5`). The formats are in
-//! the [`file`] and [`window`] modules.
+//! updated under `flock` (an appended line per event, now and then a merged
+//! rewrite by temp file + rename) so no increment is lost between
+//! processes; bans in `DENYDIR` as `rgiptable` writes them
+//! (`until=`/`cause=`, `man/relaytable.5`). The formats are in the
+//! [`file`] and [`window`] modules.
 //!
 //! Costs: a miss ([`Store::count`] of a key never hit, [`Store::banned`] of
 //! a client without an entry) is one `open` or one `lstat`; nothing is

@@ -203,12 +203,25 @@ fn a_key_file_replaced_under_a_waiter_is_noticed() {
     let path = s.key_path(key::Kind::Counter, "k");
     s.hit("k", HOUR, t(0)).unwrap();
     let stale = File::open(&path).unwrap();
-    s.hit("k", HOUR, t(0)).unwrap(); // renames a new file over the name
-    assert!(!file_is_current(&stale, &path));
+    // a torn last line (a crash in an append) makes the next hit rewrite
+    fs::OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .unwrap()
+        .write_all(b"17000")
+        .unwrap();
+    assert_eq!(s.count("k", HOUR, t(0)).unwrap(), 1, "torn line ignored");
+    assert_eq!(s.hit("k", HOUR, t(0)).unwrap(), 2);
+    assert!(
+        !file_is_current(&stale, &path),
+        "renamed a new file over it"
+    );
+    assert!(fs::read_to_string(&path).unwrap().ends_with(" 2\n"));
     assert_eq!(s.hit("k", HOUR, t(0)).unwrap(), 3);
 }
 
 use std::fs::File;
+use std::io::Write;
 
 fn file_is_current(f: &File, path: &Path) -> bool {
     use std::os::unix::fs::MetadataExt;
