@@ -278,16 +278,8 @@ fn clearopensmtp_removes_expired_bans_and_keeps_live_ones() {
     age(&d.join("192.0.2.4"), 7200);
     // STATEDIR: an expired counter, a live one, a stale temp, a foreign file
     let s = t.state();
-    fs::write(
-        s.join("c.probe:192.0.2.9"),
-        "rgstate1 expires=1000\n999 3\n",
-    )
-    .unwrap();
-    let live = format!(
-        "rgstate1 expires={}\n{} 1\n",
-        (now + 600) * 1000,
-        now * 1000
-    );
+    fs::write(s.join("c.probe:192.0.2.9"), "999 1 3\n").unwrap();
+    let live = format!("{} 600000 1\n", now * 1000);
     fs::write(s.join("c.send:joe@example.org"), live).unwrap();
     fs::write(s.join("tmp.1.1"), "").unwrap();
     age(&s.join("tmp.1.1"), 3600);
