@@ -9,6 +9,12 @@
 //! - `morercpthosts` and `rcpthosts`: key = the domain with one trailing dot
 //!   dropped, data empty (smtpd uses `rcpthosts.cdb` in place of a large
 //!   `rcpthosts` while the cdb is at least as new as the text);
+//! - `recipients`: one address or `@domain` per line; key = the line with
+//!   one trailing dot of the domain dropped, data empty; plus, once per
+//!   domain, the bare domain (a key without `@`, which no entry can be) so
+//!   that smtpd asks "does this domain have entries" with one lookup
+//!   ([`recipient_entries`]); a line without `@` or without a domain fails
+//!   the build;
 //! - any other name (`relaymailfrom`, `badmailfrom`, `badrcptto`, ...): key =
 //!   the line, data empty.
 //!
@@ -28,6 +34,7 @@ use rgcore::Failure;
 pub enum Kind {
     RelayClients,
     Domains,
+    Recipients,
     Plain,
 }
 
@@ -36,6 +43,7 @@ impl Kind {
         match path.file_name().and_then(|n| n.to_str()) {
             Some("relayclients") => Kind::RelayClients,
             Some("morercpthosts") | Some("rcpthosts") => Kind::Domains,
+            Some("recipients") => Kind::Recipients,
             _ => Kind::Plain,
         }
     }
@@ -108,6 +116,9 @@ pub type Record = (Vec<u8>, Vec<u8>);
 
 /// The records for `bytes` read from a file of kind `kind`.
 pub fn entries(kind: Kind, bytes: &[u8]) -> Result<Vec<Record>, Failure> {
+    if kind == Kind::Recipients {
+        return recipient_entries(bytes);
+    }
     lines(bytes)
         .map(|(n, l)| match kind {
             Kind::RelayClients => relay_entry(l).map_err(|why| {
@@ -117,9 +128,45 @@ pub fn entries(kind: Kind, bytes: &[u8]) -> Result<Vec<Record>, Failure> {
                 let d = l.strip_suffix(b".").unwrap_or(l);
                 Ok((d.to_ascii_lowercase(), Vec::new()))
             }
-            Kind::Plain => Ok((l.to_ascii_lowercase(), Vec::new())),
+            Kind::Plain | Kind::Recipients => Ok((l.to_ascii_lowercase(), Vec::new())),
         })
         .collect()
+}
+
+/// `recipients`: each entry (`user@domain` or `@domain`) lower-cased with one
+/// trailing dot of the domain dropped, and after the first entry of each
+/// domain the bare domain as a marker key (no entry can lack its `@`).
+pub fn recipient_entries(bytes: &[u8]) -> Result<Vec<Record>, Failure> {
+    let mut out = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for (n, l) in lines(bytes) {
+        let entry = recipient_key(l).ok_or_else(|| {
+            Failure::perm(format!(
+                "unable to parse recipients line {n}: not an address or @domain"
+            ))
+        })?;
+        let at = entry.iter().rposition(|&b| b == b'@').unwrap_or(0);
+        let domain = entry.get(at + 1..).unwrap_or_default().to_vec();
+        out.push((entry, Vec::new()));
+        if seen.insert(domain.clone()) {
+            out.push((domain, Vec::new()));
+        }
+    }
+    Ok(out)
+}
+
+/// One `recipients` line as its key: lower-cased, one trailing dot of the
+/// domain dropped; `None` without `@` or without a domain.
+pub fn recipient_key(line: &[u8]) -> Option<Vec<u8>> {
+    let at = line.iter().rposition(|&b| b == b'@')?;
+    let domain = line.get(at + 1..)?;
+    let domain = domain.strip_suffix(b".").unwrap_or(domain);
+    if domain.is_empty() || domain.iter().any(|b| b.is_ascii_whitespace()) {
+        return None;
+    }
+    let mut key = line.get(..=at)?.to_ascii_lowercase();
+    key.extend_from_slice(&domain.to_ascii_lowercase());
+    Some(key)
 }
 
 /// `FILE.cdb` for `FILE`.
@@ -170,6 +217,30 @@ mod tests {
         assert_eq!(Kind::of(Path::new("morercpthosts")), Kind::Domains);
         assert_eq!(Kind::of(Path::new("/c/rcpthosts")), Kind::Domains);
         assert_eq!(Kind::of(Path::new("/c/badmailfrom")), Kind::Plain);
+        assert_eq!(Kind::of(Path::new("/c/recipients")), Kind::Recipients);
+    }
+
+    #[test]
+    fn recipients_entries_and_domain_markers() {
+        let text = "# users\nJoe@Local.TEST\n@Any.Test.\nann@local.test\n";
+        assert_eq!(
+            recs(Kind::Recipients, text),
+            kv(&[
+                ("joe@local.test", ""),
+                ("local.test", ""),
+                ("@any.test", ""),
+                ("any.test", ""),
+                ("ann@local.test", ""),
+            ])
+        );
+        for bad in ["joe", "joe@", "@", "joe@."] {
+            let e = entries(Kind::Recipients, format!("{bad}\n").as_bytes()).unwrap_err();
+            assert_eq!(e.code, 100);
+            assert!(
+                e.msg.starts_with("unable to parse recipients line 1"),
+                "{e}"
+            );
+        }
     }
 
     #[test]
