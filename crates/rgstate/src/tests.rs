@@ -245,3 +245,39 @@ fn a_held_lock_makes_a_caller_wait_then_fail_temporarily() {
     drop(holder);
     assert_eq!(s.hit("k", HOUR, t(0)).unwrap(), 2);
 }
+
+#[test]
+fn clearing_never_removes_a_counter_renewed_during_the_scan() {
+    // every key starts expired; a writer renews them all while clear runs:
+    // a renewed counter must survive whatever the interleaving
+    for round in 0..3 {
+        let (_d, s) = Dirs::new("clear-race");
+        let s = Arc::new(s);
+        let n = 300;
+        let old = SystemTime::now() - HOUR;
+        for i in 0..n {
+            s.hit(&format!("k{i}"), MIN, old).unwrap();
+        }
+        let writer = {
+            let s = s.clone();
+            std::thread::spawn(move || {
+                for i in (0..n).rev() {
+                    s.hit(&format!("k{i}"), HOUR, SystemTime::now()).unwrap();
+                }
+            })
+        };
+        let mut rounds = 0;
+        while !writer.is_finished() || rounds == 0 {
+            s.clear_state(SystemTime::now()).unwrap();
+            rounds += 1;
+        }
+        writer.join().unwrap();
+        for i in 0..n {
+            let c = s.count(&format!("k{i}"), HOUR, SystemTime::now()).unwrap();
+            assert!(
+                c >= 1,
+                "round {round}: k{i} lost its fresh event ({rounds} clears)"
+            );
+        }
+    }
+}
