@@ -14,6 +14,8 @@
 #             `deliver -1` takes a full spool.
 #   config:  $PFDIR/etc/{main.cf,master.cf}; queue $PFQUEUE (default
 #            $PFDIR/spool); smtpd on 127.0.0.1:$PF_PORT (default 2536)
+#   fill:    in_flow_delay = 0, else cleanup(8) sleeps a second per message
+#            while qmgr is held
 #   log:     $PFDIR/maillog via postlogd
 # Start/stop: postfix -c $PFDIR/etc start|stop
 set -u
@@ -68,6 +70,10 @@ mailbox_size_limit = 0
 maillog_file_prefixes = $PFDIR
 maillog_file = $PFDIR/maillog
 master_service_disable = $disable
+# cleanup(8) waits up to in_flow_delay (1 s) per message while the queue
+# manager hands back no flow-control tokens, which with qmgr held is every
+# message (10 msg/s from 10 sessions); only the untimed filling is affected
+in_flow_delay = 0
 M
 cat > "$PFDIR/etc/master.cf" <<M
 127.0.0.1:$PF_PORT inet n - n - - smtpd

@@ -7,15 +7,18 @@
 #             tcpserver, tcprules (default: build them for the target
 #             scripts/lib/target.sh picks)
 #   GLIBC=1   also build the static glibc deliver + remote and measure them
-#             in the same rounds (default 0 here: each side costs a refill)
+#             in the same rounds (default 0 here: each side adds a drain of MSGS per round)
 #   MSGS      messages per side and round (default 10000), SIZE (2048)
 #   PERHOST   our concurrencyperhost values, one side each (default "5 20";
 #             concurrencyremote stays at its default 20)
 #   W         work directory (default /tmp/deliver-bench); both queues are
 #             in it, on the same file system
 # Both queues are filled untimed by Postfix's smtp-source (10 sessions):
-# ours through our tcpserver + smtpd, Postfix's through its smtpd with its
-# queue manager disabled, so the mail waits in `incoming`. The timed part
+# ours once, through our tcpserver + smtpd into a template spool that is
+# copied into the real spool (cp -a, then sync) before each of our drains
+# (filling through smtpd each time took 10-50 s on a loaded machine);
+# Postfix's through its smtpd before each of its drains, with its queue
+# manager disabled, so the mail waits in `incoming`. The timed part
 # is `deliver -1` from start to exit (everything delivered, files removed),
 # and for Postfix from the HUP that starts qmgr until the sink has counted
 # every message and Postfix's incoming and active queues are empty.
@@ -55,8 +58,8 @@ for _ in $(seq 50); do
   [ -f "$PFQ/pid/master.pid" ] && kill -0 "$(tr -d ' ' < "$PFQ/pid/master.pid")" 2>/dev/null || break
   sleep 0.2
 done
-rm -rf "$W/spool"
-mkdir -p "$W/control" "$W/spool/tmp" "$W/spool/new"
+rm -rf "$W/spool" "$W/template"
+mkdir -p "$W/control" "$W/spool/tmp" "$W/spool/new" "$W/template/tmp" "$W/template/new"
 SPOOL=$W/spool
 echo bench.example.net > "$W/control/me"
 echo example.org > "$W/control/rcpthosts"
@@ -80,7 +83,7 @@ trap 'exit 1' INT TERM
 smtp-sink -u nobody -c "127.0.0.1:$SINK_PORT" 1000 > "$W/sink.out" 2>&1 &
 sink_pid=$!
 pids+=("$sink_pid")
-CONTROLDIR=$W/control SPOOLDIR=$SPOOL \
+CONTROLDIR=$W/control SPOOLDIR=$W/template \
   "$BIN/tcpserver" -R -H -l 0 -c 100 -x "$W/control/tcp.smtp.cdb" 127.0.0.1 "$OUR_PORT" \
   "$BIN/smtpd" 2>/dev/null &
 pids+=($!)
@@ -119,7 +122,8 @@ check() { # what expected got
 # CPU ms per message (its last 0.1 s sample, without remotes); appended to
 # RESULTFILE. Not in a subshell, so that the trap can stop deliver.
 ours() { # bindir perhost resultfile
-  fill "$OUR_PORT"
+  cp -a "$W/template/new/." "$SPOOL/new/"
+  sync
   check "our spool after filling" "$MSGS" "$(find "$SPOOL/new" -type f | wc -l)"
   echo "$2" > "$W/control/concurrencyperhost"
   local m0 s0 k0 t0 t1 hwm=0 h
@@ -199,6 +203,9 @@ postfix_side() { # resultfile
     echo "- - $((s1 - s0))"
   } >> "$1"
 }
+
+fill "$OUR_PORT"
+check "the template spool" "$MSGS" "$(find "$W/template/new" -type f | wc -l)"
 
 median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 sides=()
