@@ -244,10 +244,16 @@ fn recipients(ctx: &Ctx, r: &mut Report) {
         );
         return;
     };
-    let recs = src.effective();
+    // mkcdb adds one bare-domain marker key per domain: entries have an @
+    let recs: Vec<Vec<u8>> = src
+        .effective()
+        .into_iter()
+        .map(|(k, _)| k)
+        .filter(|k| k.contains(&b'@'))
+        .collect();
     let domains: std::collections::HashSet<&[u8]> = recs
         .iter()
-        .filter_map(|(k, _)| k.iter().rposition(|&b| b == b'@').map(|i| &k[i + 1..]))
+        .filter_map(|k| k.iter().rposition(|&b| b == b'@').map(|i| &k[i + 1..]))
         .collect();
     let from = if src.cdb.is_some() {
         "recipients.cdb"

@@ -213,11 +213,8 @@ impl Source {
             // the whole file, as tcprules writes it: collisions between
             // CIDR keys resolved, the IPv6 lengths key added
             Compiler::Tcprules => rgrules::compile(bytes).ok(),
-            // mkcdb maps lines one by one and refuses a file with a bad one
-            Compiler::Mkcdb(_) if self.bad.is_empty() => {
-                Some(lines.iter().flat_map(|l| l.records.clone()).collect())
-            }
-            Compiler::Mkcdb(_) => None,
+            // what mkcdb writes (it refuses a file with a bad line)
+            Compiler::Mkcdb(kind) => mkcdb::entries(kind, bytes).ok(),
         };
         self.lines = Some(lines);
     }
@@ -244,7 +241,11 @@ impl Source {
             let text = printable_bytes(l);
             let records = match kind {
                 mkcdb::Kind::RelayClients => mkcdb::relay_entry(l).map(|r| vec![r]),
-                _ => mkcdb::entries(kind, l).map_err(|f| f.msg),
+                // the message names line 1 of the one line given
+                _ => mkcdb::entries(kind, l).map_err(|f| match f.msg.split_once(": ") {
+                    Some((_, why)) => why.to_string(),
+                    None => f.msg,
+                }),
             };
             match records {
                 Ok(records) => out.push(Line {
@@ -258,10 +259,12 @@ impl Source {
     }
 
     /// The records smtpd or tcpserver use: the cdb when there is one, else
-    /// the text's lines that parse (smtpd skips the others).
+    /// the text as its compiler maps it, else the text's lines that parse
+    /// (smtpd skips the others).
     pub fn effective(&self) -> Records {
         match (&self.cdb, &self.lines) {
             (Some(c), _) => c.clone(),
+            (None, Some(_)) if self.compiled.is_some() => self.compiled.clone().unwrap_or_default(),
             (None, Some(lines)) => lines.iter().flat_map(|l| l.records.clone()).collect(),
             (None, None) => Vec::new(),
         }
