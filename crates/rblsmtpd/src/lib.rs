@@ -42,7 +42,7 @@ pub struct Client<'a> {
 /// Decide for `client`, writing the log lines (listing, failed lookups, a
 /// missing address) to `log` without the `rblsmtpd: ` prefix.
 pub fn verdict(opts: &Opts, client: &Client, log: &mut impl FnMut(String)) -> Verdict {
-    let ip_field = printable(client.ip_text);
+    let ip_field = ip_field(client);
     let v = match (client.rblsmtpd, client.ip) {
         (Some(value), _) => decide::from_env(value),
         (None, _) if opts.steps.is_empty() => Verdict::Pass,
@@ -64,6 +64,16 @@ pub fn verdict(opts: &Opts, client: &Client, log: &mut impl FnMut(String)) -> Ve
         log(listed_line(&ip_field, base, line));
     }
     v
+}
+
+/// The client for the log: the canonical address (as relaycheck and smtpd
+/// log it), else what `TCPREMOTEIP` held, as one printable word.
+fn ip_field(client: &Client) -> String {
+    match client.ip {
+        Some(ip) => rgcore::ip::canonical(ip),
+        None if client.ip_text.is_empty() => "unknown".into(),
+        None => printable(client.ip_text).replace(' ', "?"),
+    }
 }
 
 /// `pid=N ip=IP base=BASE verdict=listed code=451 text="..."`

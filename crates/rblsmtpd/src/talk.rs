@@ -199,4 +199,39 @@ mod tests {
         let got: Vec<_> = b"HELOHELO\r\n".iter().filter_map(|&b| t.push(b)).collect();
         assert_eq!(got, [Answer::Refuse]);
     }
+
+    /// Arbitrary bytes (a fixed pseudo-random stream): every reply is one
+    /// of the four, one per LF, and QUIT ends it.
+    #[test]
+    fn any_bytes() {
+        let mut x: u32 = 0x2545_f491;
+        let input: Vec<u8> = (0..200_000)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                // LF and the verbs' letters often, so lines are short and some match
+                *b"\n\r \0qQuUiItThHeElLoOmM"
+                    .get((x % 40) as usize)
+                    .unwrap_or(&(x as u8))
+            })
+            .collect();
+        let got = session(&input);
+        let replies: Vec<&str> = got.split_inclusive("\r\n").collect();
+        assert_eq!(replies.first(), Some(&"220 rblsmtpd.local\r\n"));
+        for r in &replies[1..] {
+            assert!(
+                [
+                    "250 rblsmtpd.local\r\n",
+                    "451 go away\r\n",
+                    "221 rblsmtpd.local\r\n"
+                ]
+                .contains(r),
+                "{r:?}"
+            );
+        }
+        let lines = input.iter().filter(|&&b| b == b'\n').count();
+        let quit = replies.last() == Some(&"221 rblsmtpd.local\r\n");
+        assert!(quit || replies.len() == lines + 1);
+    }
 }
