@@ -7,9 +7,11 @@
 //! `CONTROLDIR`; [`decide::decide_rcpt`] is the relay decision of SPEC
 //! section 5 as one function from (client facts, envelope, controls) to
 //! (verdict, rule). The control files and the decision order are documented
-//! in `man/relaygate-control.5`.
+//! in `man/relaygate-control.5`. [`abuse`] reads the abuse defences'
+//! control files (SPEC section 8).
 #![forbid(unsafe_code)]
 
+pub mod abuse;
 pub mod addr;
 pub mod controls;
 pub mod decide;

@@ -18,8 +18,8 @@ pub mod session;
 
 pub use data::{Decoder, Verdict};
 pub use session::{
-    Action, AuthOutcome, Config, Env, MailOk, QueueOutcome, RcptOutcome, RcptVerdict, Reply,
-    Session, Wants,
+    Action, AuthOutcome, Config, Env, Hangup, MailOk, QueueOutcome, RcptOutcome, RcptVerdict,
+    Refusal, Reply, Session, Wants,
 };
 
 #[cfg(test)]

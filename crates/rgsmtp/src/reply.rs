@@ -2,7 +2,29 @@
 //! `err_*`), so a reply is changed, reviewed and grepped in one place. The
 //! few replies that carry a value (`221 me`, `250 ok id=...`, `421 me
 //! timeout`, `554 5.5.0 protocol violation: what`) are built where they are
-//! sent.
+//! sent. Refusals that an [`crate::Env`] hands back as a [`Reply`] are
+//! [`Fixed`] (code and text apart).
+
+use crate::Reply;
+
+/// A fixed reply kept as code and text, for an [`crate::Env`] to return.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fixed {
+    /// The three-digit SMTP code.
+    pub code: u16,
+    /// What follows it.
+    pub text: &'static str,
+}
+
+impl Fixed {
+    /// As a [`Reply`].
+    pub fn reply(&self) -> Reply {
+        Reply {
+            code: self.code,
+            text: self.text.to_string(),
+        }
+    }
+}
 
 /// `421 4.7.0 too many errors, closing connection`
 pub const TOO_MANY_ERRORS: &str = "421 4.7.0 too many errors, closing connection";
@@ -19,6 +41,27 @@ pub const AUTH_FAILED: &str = "535 5.7.8 authentication failed";
 /// `421 4.7.0 too many authentication failures, closing connection`
 pub const TOO_MANY_AUTH_FAILURES: &str =
     "421 4.7.0 too many authentication failures, closing connection";
+/// `421 4.7.1 too many authentication failures from your address
+/// (authfailures), closing connection`: the client's address is banned.
+pub const AUTH_BANNED: &str =
+    "421 4.7.1 too many authentication failures from your address (authfailures), closing connection";
+/// `553 5.7.1 sender address not owned by user` (`senders`).
+pub const SENDER_NOT_OWNED: Fixed = Fixed {
+    code: 553,
+    text: "5.7.1 sender address not owned by user",
+};
+/// `451 4.7.1 sending limit reached` (`sendlimits`).
+pub const SENDLIMIT: Fixed = Fixed {
+    code: 451,
+    text: "4.7.1 sending limit reached",
+};
+/// `421 4.7.1 too many refused relay attempts from your address
+/// (probelimits), closing connection`: the client's address is banned.
+pub const PROBE_BANNED: Fixed = Fixed {
+    code: 421,
+    text:
+        "4.7.1 too many refused relay attempts from your address (probelimits), closing connection",
+};
 /// `250 2.0.0 ok`
 pub const OK: &str = "250 2.0.0 ok";
 /// `451 4.3.0 temporary queue failure, try again later`

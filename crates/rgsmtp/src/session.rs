@@ -104,6 +104,41 @@ pub trait Env {
     /// A fresh CRAM-MD5 challenge `<...@me>` (smtpd: rgauth's, the one
     /// maker of them).
     fn cram_challenge(&mut self, me: &str) -> String;
+    /// Sender binding (SPEC section 8, `senders`): may the authenticated
+    /// `user` use `sender` (a parsed `MAIL FROM`, never asked for `<>`)?
+    /// `Ok(None)`: yes; `Ok(Some(refusal))`: the reply and the rule logged.
+    fn check_sender(
+        &mut self,
+        _sender: &Self::Sender,
+        _user: &str,
+    ) -> Result<Option<Refusal>, Failure> {
+        Ok(None)
+    }
+    /// Asked after each RCPT: does the environment end the session (a ban
+    /// took effect, e.g. `probelimits`)? The reply to send before closing
+    /// and the log line's text.
+    fn hangup(&mut self) -> Option<Hangup> {
+        None
+    }
+}
+
+/// A refusal by a rule of the environment: the reply and `rule=...` as
+/// logged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// The reply.
+    pub reply: Reply,
+    /// Logged after `rule=` (the control file's name, maybe more words).
+    pub rule: String,
+}
+
+/// The environment ends the session ([`Env::hangup`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hangup {
+    /// Sent before closing (a `421`).
+    pub reply: Reply,
+    /// The log line's text after `pid=... ip=...`.
+    pub log: String,
 }
 
 /// Facts about the connection fixed at start.
@@ -117,8 +152,8 @@ pub struct Config {
     pub host: Option<String>,
     /// A checkpassword program is configured.
     pub auth: bool,
-    /// PLAIN/LOGIN allowed without TLS (`AUTHCLEARTEXT` or a client at
-    /// exactly 127.0.0.1/::1).
+    /// AUTH (every mechanism) allowed without TLS (`AUTHCLEARTEXT` or a
+    /// client at exactly 127.0.0.1/::1).
     pub cleartext_auth: bool,
     /// A certificate is loaded: STARTTLS can be offered.
     pub tls_available: bool,
@@ -197,6 +232,12 @@ pub enum AuthOutcome {
     Bad,
     /// Anything else.
     Temp,
+    /// Not checked: the client's address is banned (`authfailures`, or
+    /// any ban in DENYDIR): `421`, close.
+    Banned,
+    /// Exit 1, and this failure banned the client's address
+    /// (`authfailures`): `535`, then `421`, close.
+    BadBanned,
 }
 
 /// How the queue hand-off ended.
@@ -353,6 +394,13 @@ impl<E: Env> Session<E> {
         matches!(self.phase, Phase::Data(_) | Phase::DataPending)
     }
 
+    /// Is the client in the middle of something: a command line begun but
+    /// not ended, or a message after `354`? Then a pause is the client
+    /// being slow, not thinking (smtpd's `minrate` counts only such time).
+    pub fn mid_request(&self) -> bool {
+        !self.line.is_empty() || matches!(self.phase, Phase::Data(_))
+    }
+
     // ----- output helpers -----
 
     fn reply(&mut self, text: &str) {
@@ -450,6 +498,21 @@ impl<E: Env> Session<E> {
         let me = self.me.clone().unwrap_or_default();
         let sp = if me.is_empty() { "" } else { " " };
         self.reply(&format!("421 4.4.2 {me}{sp}timeout, closing connection"));
+        self.close();
+    }
+
+    /// A limit on the whole connection ran out (`rule` names its control
+    /// file, e.g. `timeoutsession`, `minrate`; `what` is said to the
+    /// client): `421 4.4.2 me what, closing connection`, logged, closed.
+    pub fn expire(&mut self, rule: &str, what: &str) {
+        if self.is_closed() {
+            return;
+        }
+        let data = if self.in_data() { " in_data=yes" } else { "" };
+        self.logf(&format!("event=close reason={rule} rule={rule}{data}"));
+        let me = self.me.clone().unwrap_or_default();
+        let sp = if me.is_empty() { "" } else { " " };
+        self.reply(&format!("421 4.4.2 {me}{sp}{what}, closing connection"));
         self.close();
     }
 
@@ -760,12 +823,11 @@ impl<E: Env> Session<E> {
         if self.cfg.tls_available && !self.cfg.tls_on {
             r.push_str("250-STARTTLS\r\n");
         }
-        if self.cfg.auth {
-            if self.cleartext_ok() {
-                r.push_str("250-AUTH LOGIN PLAIN CRAM-MD5\r\n");
-            } else {
-                r.push_str("250-AUTH CRAM-MD5\r\n");
-            }
+        // every mechanism only under TLS or to exactly loopback (SPEC
+        // section 6): a CRAM-MD5 exchange sniffed in clear allows an
+        // offline dictionary attack on the password
+        if self.cfg.auth && self.cleartext_ok() {
+            r.push_str("250-AUTH LOGIN PLAIN CRAM-MD5\r\n");
         }
         // AUTH is never the last line: some clients (nmap's smtp library)
         // read only `250-AUTH` (SPEC section 6)
@@ -817,6 +879,21 @@ impl<E: Env> Session<E> {
                     return self.fail(reply::SIZE_DECLARED_TOO_BIG)
                 }
                 Some(_) => {}
+            }
+        }
+        if let (Some(user), false) = (self.auth_user.clone(), parsed.queued.is_empty()) {
+            match self.env.check_sender(&parsed.sender, &user) {
+                Err(f) => return self.controls_failed(&f),
+                Ok(Some(r)) => {
+                    self.logf(&format!(
+                        "event=mail from=<{}> verdict=refused rule={} user={}",
+                        printable_bytes(&parsed.queued),
+                        r.rule,
+                        printable(&user)
+                    ));
+                    return self.fail(&format!("{} {}", r.reply.code, r.reply.text));
+                }
+                Ok(None) => {}
             }
         }
         self.logf(&format!(
@@ -903,6 +980,13 @@ impl<E: Env> Session<E> {
                     outcome.rule
                 ));
                 self.fail(&format!("{} {}", r.code, r.text));
+            }
+        }
+        if let Some(h) = self.env.hangup() {
+            if !self.is_closed() {
+                self.logf(&h.log);
+                self.reply(&format!("{} {}", h.reply.code, h.reply.text));
+                self.close();
             }
         }
     }

@@ -298,8 +298,13 @@ fn auth_plain_login_cram() {
         ..Config::default()
     };
     let mut s = session(cfg.clone());
-    let (out, _) = drive(&mut s, b"EHLO c\r\nAUTH PLAIN AHUAZ29vZA==\r\n");
-    assert!(out.contains("250-AUTH CRAM-MD5\r\n"), "{out}");
+    // in clear to a stranger: no mechanism at all, CRAM-MD5 included
+    let (out, _) = drive(
+        &mut s,
+        b"EHLO c\r\nAUTH PLAIN AHUAZ29vZA==\r\nAUTH LOGIN\r\nAUTH CRAM-MD5\r\n",
+    );
+    assert!(!out.contains("AUTH"), "{out}");
+    assert_eq!(codes(&out), ["220", "250", "538", "538", "538"], "{out}");
     assert!(
         out.ends_with("538 5.7.11 encryption required for requested authentication mechanism\r\n"),
         "{out}"
@@ -327,8 +332,12 @@ fn auth_plain_login_cram() {
         ],
         "{out}"
     );
-    let mut s = session(cfg.clone());
+    let mut s = session(Config {
+        tls_on: true,
+        ..cfg.clone()
+    });
     let (out, _) = drive(&mut s, b"EHLO c\r\nAUTH CRAM-MD5\r\n");
+    assert!(out.contains("250-AUTH LOGIN PLAIN CRAM-MD5\r\n"), "{out}");
     assert!(
         out.ends_with("334 PDEuMC43QG14LmV4YW1wbGUub3JnPg==\r\n"),
         "{out}"
@@ -392,10 +401,17 @@ fn auth_is_not_the_last_ehlo_line() {
     let (out, _) = drive(&mut s, b"EHLO c\r\n");
     let last = out.trim_end().lines().last().unwrap_or_default();
     assert_eq!(last, "250 ENHANCEDSTATUSCODES", "{out}");
-    assert!(
-        out.contains("250-STARTTLS\r\n250-AUTH CRAM-MD5\r\n"),
-        "{out}"
-    );
+    assert!(out.contains("250-STARTTLS\r\n"), "{out}");
+    assert!(!out.contains("AUTH"), "nothing before TLS: {out}");
+    let mut s = session(Config {
+        auth: true,
+        tls_on: true,
+        ..Config::default()
+    });
+    let (out, _) = drive(&mut s, b"EHLO c\r\n");
+    let last = out.trim_end().lines().last().unwrap_or_default();
+    assert_eq!(last, "250 ENHANCEDSTATUSCODES", "{out}");
+    assert!(out.contains("250-AUTH LOGIN PLAIN CRAM-MD5\r\n"), "{out}");
 }
 
 /// A full disk is `452 4.3.1` (RFC 5321), other queue trouble `451`.
@@ -450,4 +466,160 @@ fn auth_user_is_the_canonical_account() {
     let (_, q) = drive(&mut s, b"x\r\n.\r\n");
     let m = String::from_utf8_lossy(&q[0].1).into_owned();
     assert!(m.contains("(authenticated user joe@example.org)"), "{m}");
+}
+
+/// A toy that binds senders (only `<u>` for user `u`) and hangs up after
+/// the second refused recipient.
+struct Strict {
+    toy: Toy,
+    refused: u32,
+}
+
+impl Env for Strict {
+    type Sender = Vec<u8>;
+    fn greeting(&mut self) -> Result<String, Failure> {
+        self.toy.greeting()
+    }
+    fn me(&mut self) -> Result<String, Failure> {
+        self.toy.me()
+    }
+    fn databytes(&mut self) -> Result<u64, Failure> {
+        self.toy.databytes()
+    }
+    fn maxrcpt(&mut self) -> Result<usize, Failure> {
+        Ok(10)
+    }
+    fn mail(&mut self, arg: &[u8]) -> Result<Result<MailOk<Vec<u8>>, Reply>, Failure> {
+        self.toy.mail(arg)
+    }
+    fn rcpt(&mut self, s: &Vec<u8>, arg: &[u8], a: Option<&str>) -> Result<RcptOutcome, Failure> {
+        let o = self.toy.rcpt(s, arg, a)?;
+        if matches!(o.verdict, RcptVerdict::Refuse(_)) {
+            self.refused += 1;
+        }
+        Ok(o)
+    }
+    fn now(&mut self) -> u64 {
+        0
+    }
+    fn cram_challenge(&mut self, me: &str) -> String {
+        self.toy.cram_challenge(me)
+    }
+    fn check_sender(&mut self, sender: &Vec<u8>, user: &str) -> Result<Option<Refusal>, Failure> {
+        Ok((sender.as_slice() != user.as_bytes()).then(|| Refusal {
+            reply: crate::reply::SENDER_NOT_OWNED.reply(),
+            rule: "senderlogin".into(),
+        }))
+    }
+    fn hangup(&mut self) -> Option<Hangup> {
+        (self.refused >= 2).then(|| Hangup {
+            reply: crate::reply::PROBE_BANNED.reply(),
+            log: "event=ban rule=probelimits".into(),
+        })
+    }
+}
+
+fn strict_session() -> Session<Strict> {
+    let mut s = Session::new(
+        Strict {
+            toy: Toy { databytes: 0 },
+            refused: 0,
+        },
+        Config {
+            pid: 1,
+            ip: "192.0.2.7".into(),
+            auth: true,
+            cleartext_auth: true,
+            ..Config::default()
+        },
+    );
+    s.greet();
+    s
+}
+
+fn run_strict(s: &mut Session<Strict>, input: &[u8]) -> String {
+    let mut pos = 0;
+    while pos < input.len() && !s.is_closed() {
+        pos += s.feed(&input[pos..]);
+        while let Some(a) = s.next_action() {
+            if let Action::CheckPassword { secret, .. } = a {
+                s.auth_result(match secret.as_slice() {
+                    b"good" => AuthOutcome::Ok,
+                    b"ban" => AuthOutcome::BadBanned,
+                    b"banned" => AuthOutcome::Banned,
+                    _ => AuthOutcome::Bad,
+                });
+            }
+        }
+    }
+    String::from_utf8_lossy(&std::mem::take(s.output())).into_owned()
+}
+
+/// After AUTH the environment binds MAIL FROM; `<>` and unauthenticated
+/// sessions are never asked.
+#[test]
+fn sender_binding_after_auth() {
+    let mut s = strict_session();
+    let out = run_strict(&mut s, b"EHLO c\r\nMAIL FROM:<x>\r\n");
+    assert_eq!(
+        codes(&out),
+        ["220", "250", "250"],
+        "no AUTH: not bound: {out}"
+    );
+    let mut s = strict_session();
+    // \0u\0good
+    let out = run_strict(
+        &mut s,
+        b"EHLO c\r\nAUTH PLAIN AHUAZ29vZA==\r\nMAIL FROM:<x>\r\nMAIL FROM:<>\r\nRSET\r\nMAIL FROM:<u>\r\n",
+    );
+    assert_eq!(
+        codes(&out),
+        ["220", "250", "235", "553", "250", "250", "250"],
+        "{out}"
+    );
+    assert!(
+        out.contains("553 5.7.1 sender address not owned by user\r\n"),
+        "{out}"
+    );
+    let log = String::from_utf8_lossy(s.log_out()).into_owned();
+    assert!(
+        log.contains("event=mail from=<x> verdict=refused rule=senderlogin user=u\n"),
+        "{log}"
+    );
+}
+
+/// The environment's hangup after a RCPT: its reply, its log line, closed.
+#[test]
+fn hangup_after_rcpt_closes_with_the_reply() {
+    let mut s = strict_session();
+    let out = run_strict(
+        &mut s,
+        b"EHLO c\r\nMAIL FROM:<a>\r\nRCPT TO:<v@victim.test>\r\nRCPT TO:<w@victim.test>\r\nRCPT TO:<b@example.org>\r\n",
+    );
+    assert_eq!(
+        codes(&out),
+        ["220", "250", "250", "553", "553", "421"],
+        "{out}"
+    );
+    assert!(out.contains("(probelimits)"), "{out}");
+    assert!(s.is_closed());
+    let log = String::from_utf8_lossy(s.log_out()).into_owned();
+    assert!(log.contains("event=ban rule=probelimits"), "{log}");
+}
+
+/// A banned client's AUTH: 421 and closed, before or after the failure
+/// that banned it.
+#[test]
+fn banned_auth_is_421_and_closes() {
+    let mut s = strict_session();
+    // \0u\0banned
+    let out = run_strict(&mut s, b"EHLO c\r\nAUTH PLAIN AHUAYmFubmVk\r\nNOOP\r\n");
+    assert_eq!(codes(&out), ["220", "250", "421"], "{out}");
+    assert!(out.contains("(authfailures)") && s.is_closed(), "{out}");
+    let mut s = strict_session();
+    // \0u\0ban
+    let out = run_strict(&mut s, b"EHLO c\r\nAUTH PLAIN AHUAYmFu\r\nNOOP\r\n");
+    assert_eq!(codes(&out), ["220", "250", "535", "421"], "{out}");
+    let log = String::from_utf8_lossy(s.log_out()).into_owned();
+    assert!(log.contains("rule=authfailures"), "{log}");
 }

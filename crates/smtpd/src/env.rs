@@ -6,8 +6,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use rgcore::Failure;
 use rgpolicy::addr::{self, Path};
 use rgpolicy::controls::Controls;
-use rgpolicy::decide::{decide_rcpt, Client, Rule, Verdict};
-use rgsmtp::{Env, MailOk, RcptOutcome, RcptVerdict, Reply};
+use rgpolicy::decide::{decide_rcpt, Client, Decision, Rule, Verdict};
+use rgsmtp::{Env, Hangup, MailOk, RcptOutcome, RcptVerdict, Refusal, Reply};
+
+use crate::abuse::{Defences, Sender};
 
 /// Controls plus the client facts.
 pub struct PolicyEnv {
@@ -21,6 +23,12 @@ pub struct PolicyEnv {
     pub claimed_host: Option<String>,
     /// For log lines.
     pub pid: u32,
+    /// The abuse defences (SPEC section 8): limits, counters, bans.
+    pub defences: Defences,
+    /// Set when a ban took effect during a RCPT: the session ends.
+    pub hangup: Option<Hangup>,
+    /// Recipient validation (`recipients`, `recipientcheck`).
+    pub recipients: crate::rcptcheck::RecipientCheck,
 }
 
 impl PolicyEnv {
@@ -74,7 +82,106 @@ fn refused(reply: Reply, rule: String, address: Vec<u8>) -> RcptOutcome {
     }
 }
 
+/// Rules that accept a recipient of our own: not relayed, never counted
+/// against a sending limit.
+fn is_local(rule: Rule) -> bool {
+    matches!(
+        rule,
+        Rule::Rcpthosts | Rule::Morercpthosts | Rule::Postmaster
+    )
+}
+
 impl PolicyEnv {
+    /// Log the defences' warnings (state errors) now.
+    pub fn log_warnings(&mut self) {
+        for w in self.defences.warnings() {
+            eprintln!(
+                "smtpd: warning: pid={} ip={} {w}",
+                self.pid,
+                self.client
+                    .ip
+                    .map_or("unknown".into(), rgcore::ip::canonical)
+            );
+        }
+    }
+
+    /// `sendlimits` for an accepted relayed recipient: counted against the
+    /// authenticated user, else the client's address. `Some`: refuse it.
+    fn over_sendlimit(&mut self, rule: Rule) -> Result<Option<RcptOutcome>, Failure> {
+        if is_local(rule) {
+            return Ok(None);
+        }
+        let user = self.client.auth_user.clone();
+        let (who, named) = match (&user, self.client.ip) {
+            (Some(u), _) => (Sender::User(u), format!("user={}", printable_word(u))),
+            (None, Some(ip)) => (Sender::Ip(ip), format!("ip={}", rgcore::ip::canonical(ip))),
+            (None, None) => return Ok(None),
+        };
+        let over = self.defences.send_slot(who);
+        self.log_warnings();
+        let Some(o) = over? else {
+            return Ok(None);
+        };
+        let rule = format!("sendlimit {named} count={} limit={}", o.count, o.limit);
+        Ok(Some(refused(
+            rgsmtp::reply::SENDLIMIT.reply(),
+            rule,
+            Vec::new(),
+        )))
+    }
+
+    /// `probelimits` for a refused relay attempt: the ban, when this one
+    /// reached the limit, ends the session.
+    fn count_probe(&mut self) -> Result<(), Failure> {
+        let banned = self.defences.relay_refused();
+        self.log_warnings();
+        if let Some(until) = banned? {
+            self.hangup = Some(Hangup {
+                reply: rgsmtp::reply::PROBE_BANNED.reply(),
+                log: format!("event=ban rule=probelimits until={until}"),
+            });
+        }
+        Ok(())
+    }
+
+    /// Recipient validation of a local recipient the relay decision
+    /// accepted (`recipients`, `recipientcheck`): `Some` refuses it. A
+    /// `550` counts as a probe towards `probelimits`, as a refused relay
+    /// attempt does: a dictionary sweep is address probing too.
+    fn validate_recipient(
+        &mut self,
+        d: &Decision,
+        rcpt: &Path,
+    ) -> Result<Option<RcptOutcome>, Failure> {
+        if !d.accepted() {
+            return Ok(None);
+        }
+        let subject = rgpolicy::recipients::subject(d.rule, rcpt, &self.client, &mut self.ctl)?;
+        let Some((local, domain)) = subject else {
+            return Ok(None);
+        };
+        let pid = self.pid;
+        let ip = self
+            .client
+            .ip
+            .map_or_else(|| "unknown".to_string(), rgcore::ip::canonical);
+        let mut log = |l: &str| eprintln!("smtpd: pid={pid} ip={ip} {l}");
+        let checked = self
+            .recipients
+            .check(&mut self.ctl, &local, &domain, &mut log)?;
+        let Some(r) = checked else {
+            return Ok(None);
+        };
+        if r.is_probe() {
+            self.count_probe()?;
+        }
+        let reply = Reply {
+            code: r.reply.code,
+            text: r.reply.text.to_string(),
+        };
+        Ok(Some(refused(reply, r.rule, Vec::new())))
+    }
+
     /// `rule=` and its value: a relay-table grant names its user.
     fn rule_logged(&self, rule: Rule) -> String {
         match (rule, &self.client.relay_user) {
@@ -150,7 +257,19 @@ impl Env for PolicyEnv {
             eprintln!("smtpd: warning: {note}");
         }
         let d = d?;
+        if let Some(mut refusal) = self.validate_recipient(&d, &parsed.path)? {
+            refusal.address = address;
+            return Ok(refusal);
+        }
         let rule = self.rule_logged(d.rule);
+        if d.accepted() {
+            if let Some(mut refusal) = self.over_sendlimit(d.rule)? {
+                refusal.address = address;
+                return Ok(refusal);
+            }
+        } else if d.rule == Rule::Norelay {
+            self.count_probe()?;
+        }
         Ok(match d.verdict {
             Verdict::Accept { queued } => RcptOutcome {
                 verdict: RcptVerdict::Accept {
@@ -180,4 +299,33 @@ impl Env for PolicyEnv {
     fn cram_challenge(&mut self, me: &str) -> String {
         rgauth::cram_challenge(me)
     }
+
+    /// `senders`: after AUTH, the login itself, an address listed for it,
+    /// or (never asked) `<>`.
+    fn check_sender(&mut self, sender: &Path, user: &str) -> Result<Option<Refusal>, Failure> {
+        if matches!(sender, Path::Null) {
+            return Ok(None);
+        }
+        if self
+            .defences
+            .limits
+            .senders()?
+            .allows(user, &sender.queued())
+        {
+            return Ok(None);
+        }
+        Ok(Some(Refusal {
+            reply: rgsmtp::reply::SENDER_NOT_OWNED.reply(),
+            rule: "senderlogin".into(),
+        }))
+    }
+
+    fn hangup(&mut self) -> Option<Hangup> {
+        self.hangup.take()
+    }
+}
+
+/// A value for the log: printable, no spaces.
+fn printable_word(s: &str) -> String {
+    rgcore::diag::printable(s).replace(' ', "_")
 }

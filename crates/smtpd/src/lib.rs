@@ -3,18 +3,23 @@
 //! Owns the I/O of one connection: reading the client with a time limit,
 //! writing replies (one write per batch, flushed when the input is
 //! drained), the queue hand-off ([`queue`]), running checkpassword, the
-//! DENYDIR record and the log on stderr. The protocol itself is
+//! DENYDIR record, the abuse defences that count across connections
+//! ([`abuse`]) and the log on stderr. The protocol itself is
 //! [`rgsmtp::Session`]; the relay decision is rgpolicy's.
 #![forbid(unsafe_code)]
 
+pub mod abuse;
 pub mod conn;
 pub mod env;
+pub mod lmtpprobe;
+pub mod pace;
 pub mod queue;
+pub mod rcptcheck;
 
 use std::ffi::OsString;
 use std::io::Write;
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rgpolicy::controls::Controls;
 use rgpolicy::decide::Client;
@@ -26,8 +31,6 @@ use crate::queue::{Open, Target};
 
 /// Input buffer size: large enough that a big DATA goes in few reads.
 const INBUF: usize = 64 * 1024;
-/// The pause before answering a failed AUTH.
-const AUTH_FAIL_DELAY: Duration = Duration::from_secs(2);
 
 /// Everything smtpd takes from its environment and argv.
 pub struct Settings {
@@ -140,6 +143,9 @@ pub fn run(args: Vec<OsString>) -> ! {
     let env = PolicyEnv {
         ctl: Controls::new(settings.controldir.clone()),
         claimed_host: client.host.take(),
+        defences: abuse::Defences::new(client.ip, settings.controldir.clone()),
+        hangup: None,
+        recipients: Default::default(),
         client,
         pid: cfg.pid,
     };
@@ -151,6 +157,7 @@ pub fn run(args: Vec<OsString>) -> ! {
         tls,
         broken,
         timeout: Duration::from_secs(1200),
+        pace: pace::Pace::new(pace::Limits::default(), Instant::now()),
     };
     let mut buf = vec![0u8; INBUF];
     d.main(&mut buf);
@@ -173,6 +180,8 @@ struct Driver<'a> {
     /// Why an existing servercert.pem is unusable (SMTPS logs it).
     broken: Option<String>,
     timeout: Duration,
+    /// `timeoutsession` and `minrate`.
+    pace: pace::Pace,
 }
 
 /// The TLS configuration, loaded when first needed.
@@ -194,7 +203,7 @@ fn submission_without_tls(settings: &Settings, broken: Option<&str>) {
         ),
     };
     eprintln!(
-        "smtpd: warning: pid={} ip={} REQUIREAUTH without TLS: {}: no STARTTLS, so no AUTH PLAIN or LOGIN for this client",
+        "smtpd: warning: pid={} ip={} REQUIREAUTH without TLS: {}: no STARTTLS, so no AUTH for this client",
         settings.cfg.pid,
         settings.cfg.ip,
         rgcore::diag::printable(&why)
@@ -222,6 +231,15 @@ impl Driver<'_> {
         };
         self.timeout = timeout;
         self.conn.set_write_timeout(timeout);
+        match pace::load(self.session.env().ctl.dir()) {
+            // the connection began when the process did
+            Ok(limits) => self.pace.set_limits(limits),
+            Err(f) => {
+                self.session.controls_failed(&f);
+                self.flush();
+                return;
+            }
+        }
         if self.settings.smtps {
             if let Some(why) = self.broken.take() {
                 tls_unavailable(&self.settings.cfg, &why);
@@ -232,7 +250,7 @@ impl Driver<'_> {
                 self.flush();
                 return;
             };
-            match self.conn.start_tls(tls, timeout) {
+            match self.handshake(tls) {
                 Ok(info) => self.session.logf(&format!("event=tls {info}")),
                 Err(e) => {
                     self.session
@@ -304,12 +322,25 @@ impl Driver<'_> {
     }
 
     /// Read with a time limit; timeout and EOF go to the session.
+    /// Bounded also by `timeoutsession` and, while the client is in the
+    /// middle of a command or message, by its `minrate` credit.
     fn read(&mut self, buf: &mut [u8], timeout: Duration) -> usize {
-        match self.conn.read(buf, timeout) {
-            Readable::Data(n) => n,
+        let busy = self.session.mid_request();
+        let before = Instant::now();
+        let (wait, bound) = self.pace.wait(timeout, busy, before);
+        // a client that stops reading our replies is bounded the same way
+        self.conn.set_write_timeout(self.pace.wait(self.timeout, false, before).0);
+        match self.conn.read(buf, wait) {
+            Readable::Data(n) => {
+                self.pace.received(n, busy, before.elapsed());
+                n
+            }
             Readable::Timeout if timeout.is_zero() => 0,
             Readable::Timeout => {
-                self.session.timeout();
+                match bound.expiry() {
+                    Some((rule, what)) => self.session.expire(rule, what),
+                    None => self.session.timeout(),
+                }
                 0
             }
             Readable::Eof => {
@@ -346,7 +377,7 @@ impl Driver<'_> {
 
     fn starttls(&mut self) {
         let Some(tls) = self.tls_config() else { return };
-        match self.conn.start_tls(tls, self.timeout) {
+        match self.handshake(tls) {
             Ok(info) => self.session.tls_started(&info),
             Err(e) => {
                 self.session
@@ -354,6 +385,20 @@ impl Driver<'_> {
                 self.session.eof();
             }
         }
+    }
+
+    /// The TLS handshake, bounded by `timeoutsmtpd`, the session's end and
+    /// one `minrate` period; a bound of ours that ran out is named in the
+    /// error (`rule=minrate`, `rule=timeoutsession`).
+    fn handshake(&mut self, tls: conn::TlsConfig) -> Result<String, String> {
+        let start = Instant::now();
+        let (limit, bound) = self.pace.handshake(self.timeout, start);
+        self.conn.start_tls(tls, limit).map_err(|e| {
+            match (bound.expiry(), start.elapsed() >= limit) {
+                (Some((rule, _)), true) => format!("{e} rule={rule}"),
+                _ => e,
+            }
+        })
     }
 
     /// Perform the session's side effects in order.
@@ -405,13 +450,27 @@ impl Driver<'_> {
     fn check_password(&mut self, user: &[u8], secret: &[u8], extra: &[u8]) {
         use rgauth::CheckOutcome;
         self.flush();
+        // a banned address that is still connected (it was banned during
+        // this session, or relaycheck is not in the chain) guesses no more
+        let env = self.session.env();
+        let ban = env.defences.banned();
+        env.log_warnings();
+        if let Some(b) = ban {
+            self.session.logf(&format!(
+                "event=banned cause={} until={}",
+                b.cause_text(),
+                abuse::unix(b.until)
+            ));
+            return self.session.auth_result(AuthOutcome::Banned);
+        }
         let outcome = rgauth::run_checkpassword(&self.settings.checkpassword, user, secret, extra);
         let outcome = match outcome {
+            // the right password answers at once, whatever others failed
             CheckOutcome::Ok => AuthOutcome::Ok,
-            CheckOutcome::Bad => {
-                std::thread::sleep(AUTH_FAIL_DELAY);
-                AuthOutcome::Bad
-            }
+            CheckOutcome::Bad => match self.auth_failed(user) {
+                Some(outcome) => outcome,
+                None => return,
+            },
             CheckOutcome::Temp(why) => {
                 self.session.logf(&format!(
                     "event=checkpassword error={}",
@@ -421,6 +480,40 @@ impl Driver<'_> {
             }
         };
         self.session.auth_result(outcome);
+    }
+
+    /// Count a failed AUTH (`authfailures`, `authdelay`): ban the address
+    /// when it reached the limit, else wait the account's delay. `None`
+    /// when a control file could not be read (the session has answered).
+    fn auth_failed(&mut self, user: &[u8]) -> Option<AuthOutcome> {
+        let env = self.session.env();
+        let counted = env.defences.auth_failed(user);
+        env.log_warnings();
+        let f = match counted {
+            Ok(f) => f,
+            Err(e) => {
+                self.session.controls_failed(&e);
+                return None;
+            }
+        };
+        self.session.logf(&format!(
+            "event=auth_failure user={} account_failures={} ip_failures={} delay={}",
+            rgcore::diag::printable_bytes(user).replace(' ', "_"),
+            f.account_failures,
+            f.ip_failures,
+            f.delay.as_secs()
+        ));
+        if let Some(until) = f.banned_until {
+            // banned: no point holding the connection for the delay
+            self.session.logf(&format!(
+                "event=ban rule=authfailures failures={} until={until}",
+                f.ip_failures
+            ));
+            return Some(AuthOutcome::BadBanned);
+        }
+        self.flush_log();
+        std::thread::sleep(f.delay);
+        Some(AuthOutcome::Bad)
     }
 
     /// IMail's auto-deny: record the client in DENYDIR.

@@ -52,6 +52,20 @@ impl<E: Env> Session<E> {
                 self.logf(&format!("event=auth result=tempfail user={shown}"));
                 self.reply(reply::AUTH_TEMP);
             }
+            AuthOutcome::Banned => {
+                self.logf(&format!(
+                    "event=auth result=refused rule=authfailures reason=banned user={shown}"
+                ));
+                self.reply(reply::AUTH_BANNED);
+                self.close();
+            }
+            AuthOutcome::BadBanned => {
+                self.logf(&format!("event=auth result=failed user={shown}"));
+                self.reply(reply::AUTH_FAILED);
+                self.logf("event=close reason=banned rule=authfailures");
+                self.reply(reply::AUTH_BANNED);
+                self.close();
+            }
         }
     }
 
@@ -97,7 +111,7 @@ impl<E: Env> Session<E> {
             ));
             return self.fail(reply::AUTH_MECH_UNKNOWN);
         };
-        if mech != Mech::CramMd5 && !self.cleartext_ok() {
+        if !self.cleartext_ok() {
             self.logf("event=auth result=refused reason=cleartext_without_tls");
             return self.fail(reply::AUTH_NEEDS_TLS);
         }
