@@ -4,7 +4,7 @@
 # README.md): rgdns (hickory-proto's wire format + blocking std UDP) against
 # hickory-resolver on a tokio current-thread runtime, both static, against a
 # local dnsmasq. CPU per exec (perf stat -r N) and binary sizes, then the
-# paired ratio with farm-bench when it is installed.
+# paired rounds taking turns (A B A B ...) for a ratio.
 #   N (default 200): perf stat runs per binary
 #   CARGO_TARGET_DIR (default target/)
 set -eu
@@ -56,8 +56,11 @@ for round in 1 2; do
   done
 done
 
-if command -v farm-bench >/dev/null; then
-  set -- "${builds[@]}"
-  echo "== paired, musl (or first target): A = rgdns, B = hickory-resolver"
-  farm-bench -n 50 --vs "$2 bench.test" -- $1 bench.test
-fi
+set -- "${builds[@]}"
+echo "== paired, musl (or first target): A = rgdns, B = hickory-resolver, taking turns"
+for pair in $(seq 1 20); do
+  for b in "$1" "$2"; do
+    perf stat -r 20 -e task-clock $b bench.test 2>&1 >/dev/null |
+      awk -v b="${b#"$t"/}" -v p=$pair '/task-clock/ {printf "pair %s %-50s %s ms\n", p, b, $1}'
+  done
+done
