@@ -69,8 +69,10 @@ echo '127.0.0.:allow' | "$BIN/tcprules" "$W/control/tcp.smtp.cdb" "$W/control/tc
 
 pids=()
 deliver_pid=
+source_pid=
 cleanup() {
   [ -n "$deliver_pid" ] && kill "$deliver_pid" 2>/dev/null
+  [ -n "$source_pid" ] && kill "$source_pid" 2>/dev/null
   kill "${pids[@]}" 2>/dev/null || true
   postfix -c "$PFDIR/etc" stop 2>/dev/null || true
 }
@@ -107,8 +109,12 @@ tree_ticks() { # pid...
   done
   echo "$t"
 }
+# in the background and waited for, so that a signal reaches the trap at once
 fill() { # port
-  smtp-source -s 10 -m "$MSGS" -l "$SIZE" -f a@example.org -t b@example.org "127.0.0.1:$1"
+  smtp-source -s 10 -m "$MSGS" -l "$SIZE" -f a@example.org -t b@example.org "127.0.0.1:$1" &
+  source_pid=$!
+  wait "$source_pid"
+  source_pid=
 }
 now() { date +%s.%N; }
 check() { # what expected got
