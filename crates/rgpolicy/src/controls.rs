@@ -197,6 +197,8 @@ pub struct Controls {
     badmailfrom: Option<List>,
     badrcptto: Option<List>,
     users: Option<Option<Db>>,
+    /// `recipients(.cdb)`, read at the first local recipient.
+    pub(crate) recipients: Option<crate::recipients::Source>,
     notes: Vec<Note>,
 }
 
@@ -228,6 +230,7 @@ impl Controls {
             badmailfrom: None,
             badrcptto: None,
             users: None,
+            recipients: None,
             notes: Vec::new(),
         }
     }
@@ -429,6 +432,22 @@ impl Controls {
     pub fn in_badrcptto(&mut self, rcpt: &str, domain: &str) -> Result<bool, Failure> {
         let list = load_list(&mut self.badrcptto, &self.dir, "badrcptto")?;
         list_has(list, "badrcptto", rcpt, domain, true)
+    }
+
+    /// What `recipients(.cdb)` says about `local@domain` (domain
+    /// normalised, as [`crate::recipients::subject`] gives it).
+    pub fn recipient_listing(
+        &mut self,
+        local: &str,
+        domain: &str,
+    ) -> Result<crate::recipients::Listing, Failure> {
+        if self.recipients.is_none() {
+            self.recipients = Some(crate::recipients::Source::load(&self.dir)?);
+        }
+        match &self.recipients {
+            Some(src) => src.listing(local, domain),
+            None => Ok(crate::recipients::Listing::Unlisted),
+        }
     }
 
     /// Does `users.cdb` hold accounts of `domain` (key `@domain`)?

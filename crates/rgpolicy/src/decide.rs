@@ -63,6 +63,10 @@ pub enum Rule {
     Syntax,
     /// Refused: relaying and no rule grants it.
     Norelay,
+    /// Refused: no such user at a local domain (`recipients`, or the
+    /// domain's LMTP server through `recipientcheck`), or the check could
+    /// not be made (`450`).
+    Recipients,
 }
 
 impl Rule {
@@ -83,7 +87,14 @@ impl Rule {
             Rule::Badmailfrom => "badmailfrom",
             Rule::Syntax => "syntax",
             Rule::Norelay => "norelay",
+            Rule::Recipients => "recipients",
         }
+    }
+
+    /// Is a refusal by this rule what an address prober collects (a relay
+    /// attempt, or a guessed local user)? `probelimits` counts these.
+    pub fn counts_as_probe(&self) -> bool {
+        matches!(self, Rule::Norelay | Rule::Recipients)
     }
 }
 
@@ -117,6 +128,16 @@ pub const BADMAILFROM: Reply = Reply {
 pub const BADRCPTTO: Reply = Reply {
     code: 553,
     text: "5.7.1 sorry, your envelope recipient is in my badrcptto list",
+};
+/// No such user at a local domain (`rule=recipients`).
+pub const NO_SUCH_USER: Reply = Reply {
+    code: 550,
+    text: "5.1.1 no such user",
+};
+/// The domain's LMTP server could not answer the recipient check.
+pub const RECIPIENT_UNVERIFIED: Reply = Reply {
+    code: 450,
+    text: "4.4.1 unable to verify recipient, try again later",
 };
 /// `<>` as a recipient.
 pub const SYNTAX: Reply = Reply {

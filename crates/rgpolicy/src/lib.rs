@@ -16,5 +16,6 @@ pub mod addr;
 pub mod controls;
 pub mod decide;
 mod domains;
+pub mod recipients;
 
 pub use rgcore::Failure;
