@@ -329,7 +329,8 @@ impl Driver<'_> {
         let before = Instant::now();
         let (wait, bound) = self.pace.wait(timeout, busy, before);
         // a client that stops reading our replies is bounded the same way
-        self.conn.set_write_timeout(self.pace.wait(self.timeout, false, before).0);
+        self.conn
+            .set_write_timeout(self.pace.wait(self.timeout, false, before).0);
         match self.conn.read(buf, wait) {
             Readable::Data(n) => {
                 self.pace.received(n, busy, before.elapsed());
