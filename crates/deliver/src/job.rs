@@ -90,7 +90,9 @@ pub fn spawn(
 }
 
 impl Running {
-    /// Read what is there; true at end of file (the child closed stdout).
+    /// Read what is there; true when the attempt is over: every recipient
+    /// has its result line (remote may still be closing its connection:
+    /// the slot need not wait for that), or the child closed stdout.
     pub fn read_some(&mut self) -> bool {
         let mut chunk = [0u8; 4096];
         loop {
@@ -100,18 +102,33 @@ impl Running {
                 // any honest output; more is dropped, not buffered
                 Ok(n) if self.buf.len() < 1 << 20 => self.buf.extend_from_slice(&chunk[..n]),
                 Ok(_) => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    return self.buf.ends_with(b"\n")
+                        && parse(&self.buf, self.job.rcpts.len())
+                            .iter()
+                            .all(Option::is_some);
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(_) => return true,
             }
         }
     }
 
-    /// Reap the child and give one result per recipient of the job, in
-    /// the job's order.
-    pub fn finish(mut self) -> (Job, Vec<Result>) {
-        let status = self.child.wait();
-        let why = match status {
+    /// One result per recipient of the job, in the job's order, and the
+    /// child if it has not exited yet (to be reaped later without
+    /// blocking). Only when results are missing does this wait for the
+    /// child, whose exit status then explains them.
+    pub fn finish(mut self) -> (Job, Vec<Result>, Option<Child>) {
+        let mut results = parse(&self.buf, self.job.rcpts.len());
+        if results.iter().all(Option::is_some) {
+            let out = results.into_iter().flatten().collect();
+            let child = match self.child.try_wait() {
+                Ok(Some(_)) | Err(_) => None,
+                Ok(None) => Some(self.child),
+            };
+            return (self.job, out, child);
+        }
+        let why = match self.child.wait() {
             Ok(s) => match (s.code(), std::os::unix::process::ExitStatusExt::signal(&s)) {
                 (Some(c), _) => format!("remote exited {c} without a result"),
                 (None, Some(sig)) => format!("remote killed by signal {sig} without a result"),
@@ -119,7 +136,6 @@ impl Running {
             },
             Err(e) => format!("remote: wait failed: {e}"),
         };
-        let mut results = parse(&self.buf, self.job.rcpts.len());
         let out = results
             .iter_mut()
             .map(|r| {
@@ -127,7 +143,7 @@ impl Running {
                     .unwrap_or_else(|| Result::temp(&format!("4.3.0 {why}")))
             })
             .collect();
-        (self.job, out)
+        (self.job, out, None)
     }
 }
 

@@ -39,6 +39,8 @@ struct Deliver {
     q: Queue,
     d: Dispatch,
     stopping: bool,
+    /// remotes whose results are in but which have not exited yet.
+    reaping: Vec<std::process::Child>,
 }
 
 fn lock(spooldir: &Path) -> std::result::Result<Flock<File>, Failure> {
@@ -99,6 +101,7 @@ pub fn run(opts: Options) -> std::result::Result<(), Failure> {
         q,
         d: Dispatch::default(),
         stopping: false,
+        reaping: Vec::new(),
     };
     me.q.scan()
         .map_err(|e| Failure::io(&format!("read {sd}/new"), &e))?;
@@ -141,14 +144,27 @@ impl Deliver {
             if notify {
                 self.notified(ino);
             }
+            // free the slots first and refill them, then record: the next
+            // attempts start while this one's files are written
+            let mut done = Vec::new();
             for k in ready.into_iter().rev() {
                 if self.d.running[k].read_some() {
                     let r = self.d.running.swap_remove(k);
                     self.d.release(&r.job);
-                    let (job, res) = r.finish();
-                    self.record(job, res);
+                    let (job, res, child) = r.finish();
+                    self.reaping.extend(child);
+                    done.push((job, res));
                 }
             }
+            if !done.is_empty() && !self.stopping {
+                let failed = self.d.start(&mut self.q, &self.cfg, &self.prog);
+                done.extend(failed);
+            }
+            for (job, res) in done {
+                self.record(job, res);
+            }
+            self.reaping
+                .retain_mut(|c| matches!(c.try_wait(), Ok(None)));
             if last_scan.elapsed() >= RESCAN && !self.stopping {
                 last_scan = Instant::now();
                 self.rescan();
@@ -156,11 +172,27 @@ impl Deliver {
         }
     }
 
-    fn finished(&self) -> bool {
-        if self.stopping {
-            return self.d.running.is_empty();
+    fn finished(&mut self) -> bool {
+        if self.stopping || self.opts.once {
+            self.reaping
+                .retain_mut(|c| matches!(c.try_wait(), Ok(None)));
         }
-        self.opts.once && self.d.idle() && self.q.next_due().is_none_or(|t| t > now())
+        if self.stopping {
+            return self.d.running.is_empty() && self.reap_all();
+        }
+        self.opts.once
+            && self.d.idle()
+            && self.q.next_due().is_none_or(|t| t > now())
+            && self.reap_all()
+    }
+
+    /// Wait for the remotes that are closing their connections: deliver
+    /// leaves no child behind when it exits.
+    fn reap_all(&mut self) -> bool {
+        for mut c in self.reaping.drain(..) {
+            let _ = c.wait();
+        }
+        true
     }
 
     fn timeout(&self, last_scan: Instant) -> Duration {

@@ -190,12 +190,12 @@ impl<T: Transport> Wire<T> {
         self.reply(what)
     }
 
-    /// Say goodbye; the answer does not matter any more.
+    /// Say goodbye. The results are known, so the answer does not matter:
+    /// like qmail-remote, do not wait for it (deliver's next attempt, not
+    /// the hop's 221, is what the slot is for).
     fn quit(&mut self) {
         self.t.closing();
-        if self.send(b"QUIT\r\n", "QUIT").is_ok() {
-            let _ = self.reply("QUIT");
-        }
+        let _ = self.send(b"QUIT\r\n", "QUIT");
     }
 }
 
