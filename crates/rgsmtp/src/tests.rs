@@ -623,3 +623,49 @@ fn banned_auth_is_421_and_closes() {
     let log = String::from_utf8_lossy(s.log_out()).into_owned();
     assert!(log.contains("rule=authfailures"), "{log}");
 }
+
+#[test]
+fn mid_request_is_a_partial_line_or_a_message() {
+    let mut s = session(Config::default());
+    assert!(!s.mid_request(), "after the greeting");
+    drive(&mut s, b"EHLO client.test\r\nNO");
+    assert!(s.mid_request(), "half a command line");
+    drive(
+        &mut s,
+        b"OP\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<c@example.org>\r\nDATA\r\n",
+    );
+    assert!(
+        s.mid_request(),
+        "inside DATA, before any byte of the message"
+    );
+    drive(&mut s, b"Subject: x\r\n\r\nbody\r\n.\r\n");
+    assert!(!s.mid_request(), "between commands");
+}
+
+#[test]
+fn expire_says_421_names_the_rule_and_closes() {
+    let mut s = session(Config::default());
+    let (out, _) = drive(
+        &mut s,
+        b"EHLO client.test\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<c@example.org>\r\nDATA\r\n",
+    );
+    drive(&mut s, b"Subj");
+    assert!(
+        out.ends_with("354 go ahead, end with <CRLF>.<CRLF>\r\n"),
+        "{out}"
+    );
+    s.log_out().clear();
+    s.expire("minrate", "client too slow");
+    let out = String::from_utf8_lossy(s.output()).into_owned();
+    assert_eq!(
+        out,
+        "421 4.4.2 mx.example.org client too slow, closing connection\r\n"
+    );
+    let log = String::from_utf8_lossy(s.log_out()).into_owned();
+    assert!(
+        log.contains("event=close reason=minrate rule=minrate in_data=yes"),
+        "{log}"
+    );
+    assert_eq!(s.wants(), Wants::Close);
+    assert_eq!(s.next_action(), Some(Action::MessageAbort));
+}
