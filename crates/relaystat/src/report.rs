@@ -50,7 +50,7 @@ pub fn render(s: &Stats, top_n: usize) -> String {
     refused(&mut out, s, top_n);
     auth(&mut out, s, top_n);
     bans(&mut out, s);
-    deliveries(&mut out, s);
+    deliveries(&mut out, s, top_n);
     problems(&mut out, s);
     hours(&mut out, s);
     out
@@ -164,7 +164,7 @@ fn bans(out: &mut String, s: &Stats) {
     table(out, &["cause", "written", "connections refused"], &rows);
 }
 
-fn deliveries(out: &mut String, s: &Stats) {
+fn deliveries(out: &mut String, s: &Stats, top_n: usize) {
     if s.deliveries.is_empty() && s.dsn_sent == 0 && s.dsn_dropped == 0 {
         return;
     }
@@ -176,9 +176,13 @@ fn deliveries(out: &mut String, s: &Stats) {
     });
     let rows: Vec<Vec<String>> = hosts
         .iter()
+        .take(top_n)
         .map(|(h, c)| vec![h.to_string(), n(c.delivered), n(c.deferred), n(c.bounced)])
         .collect();
     table(out, &["host", "delivered", "deferred", "bounced"], &rows);
+    if hosts.len() > top_n {
+        let _ = writeln!(out, "  ... and {} more hosts", hosts.len() - top_n);
+    }
     let _ = writeln!(
         out,
         "  bounce messages: {} sent, {} dropped",
