@@ -271,3 +271,56 @@ fn a_dictionary_sweep_gets_the_prober_banned() {
     let r = rcpts(mx, "127.0.0.25", &["joe@local.test"]);
     assert!(r[0].starts_with("250"), "{r:?}");
 }
+
+/// 40 unknown local recipients (two sessions of 20 errors) from `src`;
+/// then: is `src` still greeted?
+fn stale_sweep(mx: &Mx, src: &str) -> bool {
+    for s in 0..2 {
+        let mut c = Client::connect(src, &mx.addr);
+        if !c.reply().starts_with("220") {
+            return false;
+        }
+        assert!(c.cmd("EHLO relay.test").starts_with("250"));
+        assert!(c.cmd("MAIL FROM:<list@relay.test>").starts_with("250"));
+        for i in 0..20 {
+            if !c
+                .cmd(&format!("RCPT TO:<old{s}x{i}@example.org>"))
+                .starts_with("550")
+            {
+                break;
+            }
+        }
+    }
+    let mut c = Client::connect(src, &mx.addr);
+    c.reply().starts_with("220")
+}
+
+/// A client trusted to relay (here: in relayclients) that hits stale
+/// local addresses is refused them but never banned for it; an untrusted
+/// client doing the same is.
+#[test]
+fn a_relay_client_is_not_banned_for_stale_addresses() {
+    if !need("tcpserver") {
+        return;
+    }
+    let state = TempDir::new("recipients-trusted");
+    for d in ["state", "deny", "relay"] {
+        fs::create_dir_all(state.join(d)).unwrap();
+    }
+    let mut setup = Setup::default()
+        .control("recipients", LIST)
+        .control("relayclients", "127.0.0.26\n")
+        .env("STATEDIR", state.join("state").to_str().unwrap())
+        .env("DENYDIR", state.join("deny").to_str().unwrap())
+        .env("RELAYDIR", state.join("relay").to_str().unwrap());
+    setup.before = vec!["relaycheck".into()];
+    let mx = Mx::start(setup);
+    assert!(
+        stale_sweep(&mx, "127.0.0.26"),
+        "the relay client was banned"
+    );
+    assert!(
+        !stale_sweep(&mx, "127.0.0.27"),
+        "the stranger was not banned"
+    );
+}

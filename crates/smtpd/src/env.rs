@@ -172,7 +172,9 @@ impl PolicyEnv {
         let Some(r) = checked else {
             return Ok(None);
         };
-        if r.is_probe() {
+        // a client we trust to relay (AUTH, RELAYCLIENT, relayclients) is
+        // not probing when it hits stale addresses: never ban it for that
+        if r.is_probe() && !self.may_relay()? {
             self.count_probe()?;
         }
         let reply = Reply {
@@ -180,6 +182,18 @@ impl PolicyEnv {
             text: r.reply.text.to_string(),
         };
         Ok(Some(refused(reply, r.rule, Vec::new())))
+    }
+
+    /// Is the client one the relay rules trust without looking at the
+    /// sender: authenticated, `RELAYCLIENT`, or in `relayclients`?
+    fn may_relay(&mut self) -> Result<bool, Failure> {
+        if self.client.auth_user.is_some() || self.client.relayclient.is_some() {
+            return Ok(true);
+        }
+        match self.client.ip {
+            Some(ip) => Ok(self.ctl.relayclient_value(ip)?.is_some()),
+            None => Ok(false),
+        }
     }
 
     /// `rule=` and its value: a relay-table grant names its user.
