@@ -10,10 +10,10 @@
 //! the rules in effect (ucspi-tcp's order, so a more specific rule without
 //! `RELAYCLIENT` protects the address) and the longest `relayclients` match.
 
+use std::collections::HashMap;
 use std::net::IpAddr;
 
 use ipnet::IpNet;
-use rgcore::ip::NetTable;
 
 use crate::nets::{
     key_net, known_gateway, known_gateways, looks_like_router, proxy_probe, router_of,
@@ -23,8 +23,11 @@ use crate::rules::{effective_cdb, relays};
 use crate::source::{Loc, Source};
 use crate::Ctx;
 
+/// Router warnings shown one by one; the rest are counted.
+const MAX_ROUTER_WARNINGS: usize = 20;
+
 /// Why an address is suspect, strongest first.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 enum Class {
     Proxy,
     Nat(&'static str),
@@ -67,9 +70,9 @@ pub fn check(ctx: &Ctx, r: &mut Report) {
         }
     }
     if let Some(src) = ctx.source("relayclients") {
-        let table = relay_table(src);
+        let entries = relay_entries(src);
         for &(ip, class) in &candidates {
-            if let Some((net, (k, d))) = table.lookup(ip) {
+            if let Some((net, k, d)) = longest_match(&entries, ip) {
                 hits.push(Hit {
                     loc: src.locate(k, d),
                     ip,
@@ -87,6 +90,7 @@ pub fn check(ctx: &Ctx, r: &mut Report) {
 /// router addresses, that one rule covers are named in one line.
 fn report_all(r: &mut Report, hits: Vec<Hit>) {
     let mut groups: Vec<(Loc, Class, bool, Vec<String>)> = Vec::new();
+    let mut at: HashMap<(Loc, Class), usize> = HashMap::new();
     for h in hits {
         let name = match h.class {
             Class::Nat(what) => format!("{} ({what})", rgcore::ip::canonical(h.ip)),
@@ -100,14 +104,47 @@ fn report_all(r: &mut Report, hits: Vec<Hit>) {
             Class::Nat(_) => Class::Nat(""),
             c => c,
         };
-        match groups.iter_mut().find(|g| g.0 == h.loc && g.1 == kind) {
-            Some(g) => g.3.push(name),
-            None => groups.push((h.loc, kind, h.tcprules, vec![name])),
+        match at.get(&(h.loc.clone(), kind)) {
+            Some(&i) => groups[i].3.push(name),
+            None => {
+                at.insert((h.loc.clone(), kind), groups.len());
+                groups.push((h.loc, kind, h.tcprules, vec![name]));
+            }
         }
     }
+    let mut routers = 0;
+    let mut unshown: Vec<String> = Vec::new();
     for (loc, kind, tcprules, names) in groups {
+        // a long list of private networks would drown the rest: the first
+        // few router warnings, then their count per file
+        if kind == Class::Router {
+            routers += 1;
+            if routers > MAX_ROUTER_WARNINGS {
+                unshown.push(loc.file);
+                continue;
+            }
+        }
         grouped(r, loc, kind, tcprules, &names);
     }
+    unshown.sort();
+    for (file, n) in counts(&unshown) {
+        r.warning(
+            Loc::file(file),
+            format!("{n} more networks whose router address may relay, as above"),
+        );
+    }
+}
+
+/// Runs of equal names in a sorted list, with their lengths.
+fn counts(sorted: &[String]) -> Vec<(&str, usize)> {
+    let mut out: Vec<(&str, usize)> = Vec::new();
+    for s in sorted {
+        match out.last_mut() {
+            Some((last, n)) if *last == s.as_str() => *n += 1,
+            _ => out.push((s.as_str(), 1)),
+        }
+    }
+    out
 }
 
 /// At most three names, then how many more.
@@ -145,15 +182,29 @@ fn grouped(r: &mut Report, loc: Loc, kind: Class, tcprules: bool, names: &[Strin
     );
 }
 
-/// The relayclients entries in effect, by network.
-fn relay_table(src: &Source) -> NetTable<(Vec<u8>, Vec<u8>)> {
-    let mut t = NetTable::new();
+/// The relayclients entries in effect, by network (the first of equal
+/// networks, as smtpd's lookup finds it).
+type RelayTable = HashMap<IpNet, (Vec<u8>, Vec<u8>)>;
+
+fn relay_entries(src: &Source) -> RelayTable {
+    let mut t = RelayTable::new();
     for (k, d) in src.effective() {
-        if let Some(net) = key_net(&k) {
-            t.insert(net, (k, d));
+        if let Some(n) = key_net(&k) {
+            t.entry(n).or_insert((k, d));
         }
     }
     t
+}
+
+/// smtpd's relayclients match for `ip`: the longest network holding it,
+/// found by probing each prefix length (the list may be long).
+fn longest_match(t: &RelayTable, ip: IpAddr) -> Option<(IpNet, &[u8], &[u8])> {
+    let ip = rgcore::ip::fold(ip);
+    let max: u8 = if ip.is_ipv4() { 32 } else { 128 };
+    (0..=max).rev().find_map(|len| {
+        let net = IpNet::new(ip, len).ok()?.trunc();
+        t.get(&net).map(|(k, d)| (net, k.as_slice(), d.as_slice()))
+    })
 }
 
 /// The addresses to look up: proxies, the known NAT gateways, and the

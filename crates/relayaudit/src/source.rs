@@ -7,6 +7,7 @@
 //! the cdb's key when no line of the text gives it) and whether the cdb in
 //! effect still says what its text says.
 
+use std::collections::HashMap;
 use std::io;
 use std::path::Path;
 
@@ -62,7 +63,7 @@ pub struct Line {
 }
 
 /// Where a record comes from: a line of the text, or the cdb alone.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Loc {
     pub file: String,
     pub line: Option<usize>,
@@ -103,6 +104,8 @@ pub struct Source {
     pub compiled: Option<Records>,
     /// The cdb's records, `None` when there is no cdb.
     pub cdb: Option<Records>,
+    /// Each record of the text to the first line that gives it.
+    index: HashMap<(Vec<u8>, Vec<u8>), usize>,
 }
 
 /// How the cdb and what its text compiles to differ (records as multisets).
@@ -182,6 +185,7 @@ impl Source {
             bad: Vec::new(),
             compiled: None,
             cdb,
+            index: HashMap::new(),
         };
         if let Some(bytes) = text {
             src.read_text(&bytes);
@@ -198,6 +202,7 @@ impl Source {
             bad: Vec::new(),
             compiled: None,
             cdb: None,
+            index: HashMap::new(),
         };
         src.read_text(bytes);
         src
@@ -216,6 +221,11 @@ impl Source {
             // what mkcdb writes (it refuses a file with a bad line)
             Compiler::Mkcdb(kind) => mkcdb::entries(kind, bytes).ok(),
         };
+        for l in &lines {
+            for r in &l.records {
+                self.index.entry(r.clone()).or_insert(l.number);
+            }
+        }
         self.lines = Some(lines);
     }
 
@@ -286,13 +296,8 @@ impl Source {
 
     /// The first line of the text that gives the record, else the cdb's key.
     pub fn locate(&self, key: &[u8], data: &[u8]) -> Loc {
-        let line = self.lines.iter().flatten().find(|l| {
-            l.records
-                .iter()
-                .any(|(k, d)| k.as_slice() == key && d.as_slice() == data)
-        });
-        match line {
-            Some(l) => Loc::line(&self.name, l.number),
+        match self.index.get(&(key.to_vec(), data.to_vec())) {
+            Some(&n) => Loc::line(&self.name, n),
             None => Loc {
                 file: format!("{}.cdb", self.name),
                 line: None,
@@ -302,13 +307,13 @@ impl Source {
     }
 
     /// The cdb's records that no line of the text gives (what is in effect
-    /// but not written down), with the cdb's name as their place.
+    /// but not written down).
     pub fn cdb_only(&self) -> Records {
         let Some(cdb) = &self.cdb else {
             return Vec::new();
         };
         cdb.iter()
-            .filter(|(k, d)| self.locate(k, d).line.is_none())
+            .filter(|r| !self.index.contains_key(*r))
             .cloned()
             .collect()
     }
