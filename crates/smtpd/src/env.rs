@@ -63,7 +63,8 @@ impl PolicyEnv {
 }
 
 /// Does a forward lookup of `host` give back `ip`? (Resolver errors: no.)
-fn forward_confirms(host: &str, ip: std::net::IpAddr) -> bool {
+/// Public so that relayexplain asks exactly what smtpd asks.
+pub fn forward_confirms(host: &str, ip: std::net::IpAddr) -> bool {
     use std::net::ToSocketAddrs;
     if host.is_empty() || host.len() > 255 || host.parse::<std::net::IpAddr>().is_ok() {
         return false;
