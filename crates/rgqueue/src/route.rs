@@ -360,7 +360,10 @@ mod tests {
         let r = routes.route("Victim.Test");
         assert_eq!(r.remote_args(), ["-m", "--", "victim.test"]);
         assert_eq!(r.to_string(), "mx:victim.test");
-        assert_eq!(routes.route("[192.0.2.1]").remote_args(), ["--", "192.0.2.1"]);
+        assert_eq!(
+            routes.route("[192.0.2.1]").remote_args(),
+            ["--", "192.0.2.1"]
+        );
         assert_eq!(
             routes.route("[IPv6:2001:db8::1]").remote_args(),
             ["--", "2001:db8::1"]
