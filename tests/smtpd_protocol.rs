@@ -479,7 +479,7 @@ fn full_disk_is_452() {
     std::fs::create_dir_all(mx.spool.join("new")).unwrap();
     let _ = std::fs::write(mx.spool.join("filler"), vec![b'x'; 1 << 20]);
     let mut c = open_data(&mx, "127.0.0.5");
-    c.send(&b"Subject: big\r\n\r\n".repeat(1));
+    c.send(b"Subject: big\r\n\r\n");
     c.send(&b"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcde\r\n".repeat(100));
     c.send(b".\r\n");
     let r = c.reply();
