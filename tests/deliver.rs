@@ -604,7 +604,7 @@ fn whole_chain_swaks_smtpd_spool_deliver_postfix_with_tls_and_auth() {
         .unwrap_or_default();
     assert_eq!(
         q.ids(),
-        [id.clone()],
+        vec![id.clone()],
         "smtpd's 250 names the spool id: {out}"
     );
     let log = q.once();
