@@ -1,8 +1,10 @@
 //! clearopensmtp: remove expired entries from the `RELAYDIR` and `DENYDIR`
-//! tables and from `STATEDIR` (for cron). Owns no state: the clearing
-//! itself, and its guarantee while logins, checks and sessions run, live in
-//! `rgiptable::clear`, `rgiptable::clear_deny` (bans by their own `until=`)
-//! and `rgstate::file::clear_dir`.
+//! tables and from `STATEDIR` (for cron); with `RELAYSQL`, the expired rows
+//! of IndiMail's MySQL relay table instead of `RELAYDIR`'s entries (with
+//! `RELAYSTATE`, Redis expires its keys itself). Owns no state: the
+//! clearing itself, and its guarantee while logins, checks and sessions
+//! run, live in `rgiptable::clear`, `rgiptable::clear_deny` (bans by their
+//! own `until=`), `rgstate::file::clear_dir` and `rgstate::RelayTable`.
 #![forbid(unsafe_code)]
 
 use std::ffi::OsString;
@@ -80,6 +82,19 @@ pub fn clear_table(table: Table, dir: &Path, max_age: Duration) -> Result<String
             dir.display(),
             rgcore::diag::describe_io(&e)
         )),
+    }
+}
+
+/// Clear a relay table on an engine: the report line, or the failure.
+pub fn clear_engine(table: &dyn rgstate::RelayTable) -> Result<String, String> {
+    let at = rgcore::diag::printable(&table.location());
+    match table.clear(std::time::SystemTime::now()) {
+        Ok(_) if at.starts_with("redis://") => Ok(format!("table=relay engine={at} expiry=ttl")),
+        Ok(c) => Ok(format!(
+            "table=relay engine={at} removed={} kept={}",
+            c.removed, c.kept
+        )),
+        Err(e) => Err(format!("unable to clear the relay table: {e}")),
     }
 }
 

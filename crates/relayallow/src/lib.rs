@@ -1,13 +1,17 @@
 //! relayallow: after a successful POP3/IMAP login, record the client's IP in
-//! `RELAYDIR` so `relaycheck` lets it relay for a while; then run the rest of
-//! argv. Owns no state: the table lives in `rgiptable`.
+//! the relay table so `relaycheck` lets it relay for a while; then run the
+//! rest of argv. Owns no state: the table is the `rgstate::RelayTable` the
+//! environment names (`RELAYDIR`; Redis with `RELAYSTATE`, the key expiring
+//! after `RELAY_CLEAR_MINUTES`; IndiMail's MySQL table with `RELAYSQL`).
 //!
 //! A login must never fail because of us: a missing or invalid
 //! `TCPREMOTEIP` and a failed write are warnings, and the program still runs.
 #![forbid(unsafe_code)]
 
 use std::ffi::OsStr;
-use std::path::Path;
+use std::time::SystemTime;
+
+use rgstate::RelayTable;
 
 /// The user to name in the entry: `AUTHUSER`, else `USER`, if non-empty.
 pub fn login_user(authuser: Option<&OsStr>, user: Option<&OsStr>) -> Option<String> {
@@ -18,10 +22,12 @@ pub fn login_user(authuser: Option<&OsStr>, user: Option<&OsStr>) -> Option<Stri
         .find(|u| !u.is_empty())
 }
 
-/// Record `remote_ip` (the `TCPREMOTEIP` text) in `dir` with `user`.
-/// `Err` is the warning to print (`unable to ...`); nothing else happens.
+/// Record `remote_ip` (the `TCPREMOTEIP` text) in `table` with `user`:
+/// where it went, for the log. `Err` is the warning to print (`unable to
+/// ...`); nothing else happens (a shared engine that is down or slow costs
+/// at most `RELAYSTATE_TIMEOUT`).
 pub fn record_login(
-    dir: &Path,
+    table: &dyn RelayTable,
     remote_ip: Option<&OsStr>,
     user: Option<&str>,
 ) -> Result<String, String> {
@@ -35,14 +41,12 @@ pub fn record_login(
             rgcore::diag::printable(&text)
         ));
     };
-    let content = user.map(rgiptable::user_content).unwrap_or_default();
-    match rgiptable::record(dir, ip, &content) {
-        Ok(()) => Ok(rgiptable::entry_path(dir, ip).display().to_string()),
+    match table.grant(ip, user, SystemTime::now()) {
+        Ok(()) => Ok(table.location()),
         Err(e) => Err(format!(
-            "unable to record {} in {}: {}",
+            "unable to record {} in {}: {e}",
             rgcore::ip::canonical(ip),
-            dir.display(),
-            rgcore::diag::describe_io(&e)
+            rgcore::diag::printable(&table.location()),
         )),
     }
 }
@@ -68,14 +72,18 @@ mod tests {
 
     #[test]
     fn bad_or_missing_ip_is_a_warning() {
-        let dir = std::env::temp_dir();
+        let minute = std::time::Duration::from_secs(60);
+        let dir = rgstate::relay::DirTable::new(std::env::temp_dir(), minute);
         assert!(record_login(&dir, None, None)
             .unwrap_err()
             .contains("not set"));
         let bad = OsString::from("unknown\n");
         let w = record_login(&dir, Some(&bad), None).unwrap_err();
         assert!(w.contains("unable to parse TCPREMOTEIP unknown?"), "{w}");
-        let missing = dir.join("relayallow-no-such-dir");
+        let missing = rgstate::relay::DirTable::new(
+            std::env::temp_dir().join("relayallow-no-such-dir"),
+            minute,
+        );
         let ip = OsString::from("192.0.2.7");
         let w = record_login(&missing, Some(&ip), None).unwrap_err();
         assert!(w.starts_with("unable to record 192.0.2.7 in "), "{w}");

@@ -1,14 +1,15 @@
-//! relaycheck prog...: refuse DENYDIR clients, set RELAYCLIENT for fresh
-//! RELAYDIR clients, then exec prog.
+//! relaycheck prog...: refuse banned clients, set RELAYCLIENT for clients
+//! with a fresh POP/IMAP login, then exec prog.
 #![forbid(unsafe_code)]
 use std::env;
 use std::io::Write;
 use std::net::IpAddr;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
-use relaycheck::{decide, Decision, Tables, DENY_REPLY, TROUBLE_REPLY};
+use relaycheck::{decide, Decision, DENY_REPLY, TROUBLE_REPLY};
 use rgcore::diag::{die, info, usage, warn};
-use rgcore::{exit, paths, Failure};
+use rgcore::{exit, Failure};
+use rgstate::Engines;
 
 const PROG: &str = "relaycheck";
 
@@ -19,34 +20,42 @@ fn reply(text: &[u8]) {
 
 /// Consult the tables for `ip`: exits on a deny or trouble, else adjusts
 /// the environment for prog.
-fn check(ip: IpAddr, max_age: Duration) {
-    let (relaydir, denydir) = (paths::relaydir(), paths::denydir());
-    let t = Tables {
-        relaydir: &relaydir,
-        denydir: &denydir,
-        max_age,
+fn check(ip: IpAddr, engines: &Engines) {
+    let checked = decide(
+        engines.store.as_ref(),
+        engines.relay.as_ref(),
+        ip,
+        env::var_os("RELAYCLIENT").is_some(),
+        SystemTime::now(),
+    );
+    let checked = match checked {
+        Ok(c) => c,
+        Err((_, e)) => {
+            reply(TROUBLE_REPLY);
+            die(PROG, &Failure::from(e));
+        }
     };
-    match decide(&t, ip, env::var_os("RELAYCLIENT").is_some()) {
-        Ok(Decision::Deny { cause, until }) => {
+    for w in &checked.warnings {
+        warn(PROG, w);
+    }
+    match checked.decision {
+        Decision::Deny { cause, until } => {
+            let table = engines.store.location();
             info(
                 PROG,
-                &relaycheck::deny_log(ip, cause.as_deref(), until, &denydir),
+                &relaycheck::deny_log(ip, cause.as_deref(), until, &table),
             );
             reply(DENY_REPLY);
             std::process::exit(exit::OK);
         }
-        Ok(Decision::Relay { user }) => {
+        Decision::Relay { user } => {
             env::set_var("RELAYCLIENT", "");
             match user {
                 Some(u) => env::set_var("RELAYUSER", u),
                 None => env::remove_var("RELAYUSER"),
             }
         }
-        Ok(Decision::Pass) => {}
-        Err((dir, e)) => {
-            reply(TROUBLE_REPLY);
-            die(PROG, &Failure::io(&format!("read table {dir}"), &e));
-        }
+        Decision::Pass => {}
     }
 }
 
@@ -61,7 +70,13 @@ fn main() {
         Duration::from_secs(rgiptable::DEFAULT_MINUTES * 60)
     });
     match relaycheck::client_ip(env::var_os("TCPREMOTEIP").as_deref()) {
-        Ok(ip) => check(ip, max_age),
+        Ok(ip) => {
+            let engines = Engines::from_env_with(max_age);
+            for w in &engines.warnings {
+                warn(PROG, w);
+            }
+            check(ip, &engines);
+        }
         Err(w) => warn(PROG, &w),
     }
     die(PROG, &rgcore::chain::exec(&argv))

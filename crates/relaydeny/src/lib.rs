@@ -1,5 +1,6 @@
-//! relaydeny: the operator's view of the bans (`DENYDIR`, through the
-//! `rgstate::Store` the environment names): list them, add one, lift one.
+//! relaydeny: the operator's view of the bans (`DENYDIR`, and Redis with
+//! `RELAYSTATE`, through the `rgstate::Store` the environment names): list
+//! them, add one, lift one.
 //! Owns no state; this module parses the arguments and renders the lines.
 #![forbid(unsafe_code)]
 

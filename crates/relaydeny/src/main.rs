@@ -1,4 +1,5 @@
-//! relaydeny list | add IP SECONDS [CAUSE] | del IP: the bans of DENYDIR.
+//! relaydeny list | add IP SECONDS [CAUSE] | del IP: the bans of DENYDIR
+//! (and of Redis with RELAYSTATE).
 #![forbid(unsafe_code)]
 use std::time::SystemTime;
 
@@ -44,7 +45,12 @@ fn main() {
     if let Some(w) = warning {
         warn(PROG, &w);
     }
-    if let Err(e) = run(store.as_ref(), cmd) {
+    let result = run(store.as_ref(), cmd);
+    // Redis failed: say so (the ban went to DENYDIR, the list is DENYDIR's)
+    for note in store.notes() {
+        warn(PROG, &note);
+    }
+    if let Err(e) = result {
         die(PROG, &e.into());
     }
     std::process::exit(exit::OK)

@@ -8,11 +8,12 @@
 //!     state banned IP [NOW_MS]                     prints `banned CAUSE` or `clear`
 //!     state clear [NOW_MS]                         prints `removed=N kept=M`
 //!
-//! STATEDIR and DENYDIR as for smtpd. With RGSTATE_GO=PATH it first waits
+//! The store is the one the environment names (rgstate::from_env): STATEDIR
+//! and DENYDIR as for smtpd, or Redis with RELAYSTATE (tests/shared_state.rs);
+//! the store's notes (Redis failed, files used) go to stderr.
+//! With RGSTATE_GO=PATH it first waits
 //! (at most 30 s) until PATH exists, so parallel callers start together.
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
-use rgstate::{FileStore, Store};
 
 fn num(s: Option<&String>, what: &str) -> u64 {
     s.and_then(|s| s.parse().ok())
@@ -45,7 +46,7 @@ fn wait_go() {
 
 fn main() {
     let a: Vec<String> = std::env::args().skip(1).collect();
-    let (store, _) = FileStore::from_env();
+    let (store, _) = rgstate::from_env();
     let ms = |i: usize| Duration::from_millis(num(a.get(i), "WINDOW_MS"));
     let key = a.get(1).map_or("", String::as_str);
     wait_go();
@@ -99,5 +100,8 @@ fn main() {
         }
         _ => fail("usage: state hit|take|count|ban|banned|clear ..."),
     };
+    for note in store.notes() {
+        eprintln!("state: warning: {note}");
+    }
     println!("{out}");
 }

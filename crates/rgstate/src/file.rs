@@ -495,4 +495,8 @@ impl Store for FileStore {
     fn clear_expired(&self, now: SystemTime) -> Result<Cleared, Error> {
         Ok(self.clear_state(now)? + self.clear_bans()?)
     }
+
+    fn location(&self) -> String {
+        self.denydir.display().to_string()
+    }
 }

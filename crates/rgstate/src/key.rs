@@ -53,13 +53,17 @@ pub fn file_name(kind: Kind, key: &str) -> String {
 }
 
 fn hashed_name(prefix: &str, key: &str) -> String {
-    let digest = Sha256::digest(key.as_bytes());
-    let mut name = String::with_capacity(prefix.len() + 64);
-    name.push_str(prefix);
-    for b in digest {
-        let _ = write!(name, "{b:02x}");
+    format!("{prefix}{}", digest(key))
+}
+
+/// The SHA-256 of `key` in lower-case hex (64 bytes): the name of a key
+/// too long to use as is, here and in the shared engines.
+pub fn digest(key: &str) -> String {
+    let mut hex = String::with_capacity(64);
+    for b in Sha256::digest(key.as_bytes()) {
+        let _ = write!(hex, "{b:02x}");
     }
-    name
+    hex
 }
 
 fn keep(b: u8) -> bool {

@@ -3,7 +3,7 @@
 //! the host, behind one interface, [`Store`], so that a shared engine (SPEC
 //! section 9, Redis) can stand behind the same calls.
 //!
-//! Today's engine is [`FileStore`]: counters and values in `STATEDIR`
+//! The engine of one host is [`FileStore`]: counters and values in `STATEDIR`
 //! (default `/var/relaygate/state`, [`statedir`]), one small file per key,
 //! updated under `flock` (an appended line per event, now and then a merged
 //! rewrite by temp file + rename) so no increment is lost between
@@ -14,6 +14,14 @@
 //! Costs: a miss ([`Store::count`] of a key never hit, [`Store::banned`] of
 //! a client without an entry) is one `open` or one `lstat`; nothing is
 //! written unless an event is recorded.
+//!
+//! With `RELAYSTATE=redis://...` ([`from_env`]) the store is [`Shared`]:
+//! Redis ([`redis`], over the small client of [`resp`]) with the host's
+//! files behind it when Redis fails. The relay table of
+//! POP/IMAP-before-SMTP has its own interface, [`relay::RelayTable`], with
+//! engines in `RELAYDIR`, Redis and IndiMail's MySQL table ([`sql`], over
+//! the small client of [`mysql`]); [`Engines::from_env`] makes both with
+//! one connection to Redis.
 //!
 //! Time is always passed in (`now`), so callers and tests control the clock.
 //! Every error is temporary ([`Error::is_temporary`]): the caller decides
@@ -28,9 +36,19 @@ use std::time::{Duration, SystemTime};
 
 pub mod file;
 pub mod key;
+pub mod mysql;
+pub mod net;
+pub mod redis;
+pub mod relay;
+pub mod resp;
+pub mod shared;
+pub mod sql;
+pub mod url;
 pub mod window;
 
 pub use file::FileStore;
+pub use relay::{Grant, RelayTable};
+pub use shared::Shared;
 
 /// One store of counters, values and bans. Implementations must be safe to
 /// use from many processes (and threads) at once on the same keys.
@@ -90,6 +108,17 @@ pub trait Store {
     /// its window, values past their time, bans past their expiry. A store
     /// whose engine expires keys itself (TTL) may do nothing.
     fn clear_expired(&self, now: SystemTime) -> Result<Cleared, Error>;
+
+    /// What the caller should log since the last call: a shared engine
+    /// that failed and what was used instead (one line each, once per
+    /// process). The host's own store has nothing to say.
+    fn notes(&self) -> Vec<String> {
+        Vec::new()
+    }
+
+    /// Where the bans are, for logs (`table=`): `DENYDIR`, or the engine's
+    /// address (never a password) and `DENYDIR`.
+    fn location(&self) -> String;
 }
 
 /// What [`Store::hit_below`] did.
@@ -236,13 +265,107 @@ pub fn statedir() -> PathBuf {
     }
 }
 
-/// The store the environment names: today always the [`FileStore`] of
-/// `STATEDIR` and `DENYDIR` with `RELAY_CLEAR_MINUTES`. Touches no file.
-/// The second value is a warning to print (an invalid
-/// `RELAY_CLEAR_MINUTES`, replaced by its default).
+/// The store the environment names: [`Engines::from_env`]'s. Touches no
+/// file and connects to nothing. The second value is a warning to print
+/// (an invalid `RELAY_CLEAR_MINUTES`, `RELAYSTATE` or `RELAYSTATE_TIMEOUT`).
 pub fn from_env() -> (Box<dyn Store>, Option<String>) {
-    let (store, warning) = FileStore::from_env();
-    (Box::new(store), warning)
+    let e = Engines::from_env();
+    let warning = (!e.warnings.is_empty()).then(|| e.warnings.join("; "));
+    (e.store, warning)
+}
+
+/// The state and the relay table the environment names (SPEC section 9),
+/// sharing one connection to Redis when both are there.
+///
+/// | variables | store | relay table |
+/// | --- | --- | --- |
+/// | neither | `STATEDIR` + `DENYDIR` | `RELAYDIR` |
+/// | `RELAYSTATE` | Redis, files when it fails ([`Shared`]) | Redis |
+/// | `RELAYSQL` | `STATEDIR` + `DENYDIR` | MySQL |
+/// | both | Redis, files when it fails | MySQL |
+///
+/// An invalid address leaves the store on the host's files and makes a
+/// relay table that refuses every call ([`relay::Broken`]): grants fail
+/// closed.
+pub struct Engines {
+    /// Counters, values and bans.
+    pub store: Box<dyn Store>,
+    /// POP/IMAP-before-SMTP grants.
+    pub relay: Box<dyn RelayTable>,
+    /// Warnings to print once: invalid variables, each replaced as said.
+    pub warnings: Vec<String>,
+}
+
+impl Engines {
+    /// The engines of the environment, grants fresh for
+    /// `RELAY_CLEAR_MINUTES`.
+    pub fn from_env() -> Engines {
+        let (max_age, warning) = match rgiptable::max_age_from_env() {
+            Ok(d) => (d, None),
+            Err(w) => (
+                Duration::from_secs(rgiptable::DEFAULT_MINUTES * 60),
+                Some(w),
+            ),
+        };
+        let mut e = Engines::from_env_with(max_age);
+        e.warnings.splice(0..0, warning);
+        e
+    }
+
+    /// The engines of the environment, grants (and `DENYDIR` entries
+    /// without their own expiry) fresh for `max_age`.
+    pub fn from_env_with(max_age: Duration) -> Engines {
+        let mut warnings = Vec::new();
+        let timeout =
+            url::timeout_from(env_text("RELAYSTATE_TIMEOUT").as_deref()).unwrap_or_else(|w| {
+                warnings.push(w);
+                url::DEFAULT_TIMEOUT
+            });
+        let local = FileStore::new(statedir(), rgcore::paths::denydir(), max_age);
+        let mut store: Box<dyn Store> = Box::new(local.clone());
+        let mut relay: Box<dyn RelayTable> =
+            Box::new(relay::DirTable::new(rgcore::paths::relaydir(), max_age));
+        if let Some(text) = env_text("RELAYSTATE") {
+            match url::EngineUrl::parse(&text, url::Scheme::Redis) {
+                Ok(u) => {
+                    let r = std::sync::Arc::new(redis::Redis::new(u, timeout));
+                    store = Box::new(Shared::new(redis::RedisStore::new(r.clone()), local));
+                    relay = Box::new(redis::RedisTable::new(r, max_age));
+                }
+                Err(why) => {
+                    let why = format!("invalid RELAYSTATE: {why}");
+                    warnings.push(format!(
+                        "{why}: bans and counters in STATEDIR and DENYDIR, no relay grants"
+                    ));
+                    relay = Box::new(relay::Broken {
+                        why,
+                        what: "RELAYSTATE",
+                    });
+                }
+            }
+        }
+        if let Some(text) = env_text("RELAYSQL") {
+            relay = match url::EngineUrl::parse(&text, url::Scheme::Mysql) {
+                Ok(u) => Box::new(sql::SqlTable::from_env(u, timeout, max_age)),
+                Err(why) => Box::new(relay::Broken {
+                    why: format!("invalid RELAYSQL: {why}"),
+                    what: "RELAYSQL",
+                }),
+            };
+        }
+        Engines {
+            store,
+            relay,
+            warnings,
+        }
+    }
+}
+
+/// A variable's value when set and not empty.
+fn env_text(name: &str) -> Option<String> {
+    std::env::var_os(name)
+        .map(|v| v.to_string_lossy().into_owned())
+        .filter(|v| !v.is_empty())
 }
 
 #[cfg(test)]
