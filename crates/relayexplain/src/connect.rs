@@ -161,16 +161,37 @@ fn relaycheck(ip: IpAddr, env: &mut Env, r: &mut Report) -> Result<Option<Stop>,
         Duration::from_secs(rgiptable::DEFAULT_MINUTES * 60)
     });
     r.say(S, format!("RELAY_CLEAR_MINUTES={}", max_age.as_secs() / 60));
-    describe_deny(&denydir, ip, max_age, r);
+    let engines = rgstate::Engines::from_env_with(max_age);
+    for w in &engines.warnings {
+        r.say(S, format!("warning: {w}"));
+    }
     let relay_set = env.contains_key("RELAYCLIENT");
-    describe_relay(&relaydir, ip, max_age, relay_set, r);
-    let t = relaycheck::Tables {
-        relaydir: &relaydir,
-        denydir: &denydir,
-        max_age,
-    };
-    let decision = relaycheck::decide(&t, ip, relay_set)
-        .map_err(|(dir, e)| Failure::io(&format!("read table {dir}"), &e))?;
+    let local = std::env::var_os("RELAYSTATE").is_none() && std::env::var_os("RELAYSQL").is_none();
+    if local {
+        describe_deny(&denydir, ip, max_age, r);
+        describe_relay(&relaydir, ip, max_age, relay_set, r);
+    } else {
+        r.say(
+            S,
+            format!(
+                "bans in {}, grants in {}",
+                engines.store.location(),
+                engines.relay.location()
+            ),
+        );
+    }
+    let checked = relaycheck::decide(
+        engines.store.as_ref(),
+        engines.relay.as_ref(),
+        ip,
+        relay_set,
+        SystemTime::now(),
+    )
+    .map_err(|(_, e)| Failure::from(e))?;
+    for w in &checked.warnings {
+        r.say(S, format!("warning: {w}"));
+    }
+    let decision = checked.decision;
     match decision {
         relaycheck::Decision::Deny { cause, until } => {
             let until_text = until.map(|u| format!(" until={u}")).unwrap_or_default();

@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime};
 
 use rgcore::Failure;
 use rgpolicy::abuse::{Abuse, Limit, Threshold};
-use rgstate::{FileStore, Store};
+use rgstate::Store;
 
 use crate::opts::Query;
 use crate::Report;
@@ -56,7 +56,8 @@ pub struct Counters {
 
 /// Show the ban and the counters; return the counters for the session.
 pub fn explain(q: &Query, r: &mut Report) -> Result<Counters, Failure> {
-    let (store, warning) = FileStore::from_env();
+    let (store, warning) = rgstate::from_env();
+    let store = store.as_ref();
     if let Some(w) = warning {
         r.say(S, format!("warning: {w}"));
     }
@@ -64,9 +65,9 @@ pub fn explain(q: &Query, r: &mut Report) -> Result<Counters, Failure> {
     r.say(
         S,
         format!(
-            "state in STATEDIR {}, bans in DENYDIR {}",
-            store.statedir().display(),
-            store.denydir().display()
+            "counters in STATEDIR {}, bans in {}",
+            rgstate::statedir().display(),
+            store.location()
         ),
     );
     match store.banned(q.ip, now) {
@@ -86,18 +87,18 @@ pub fn explain(q: &Query, r: &mut Report) -> Result<Counters, Failure> {
     let mut abuse = Abuse::new(controldir);
     let mut c = Counters::default();
     let auth = abuse.authfailures()?;
-    let n = count(&store, &keys::auth_ip(q.ip), auth.window, now, r);
+    let n = count(store, &keys::auth_ip(q.ip), auth.window, now, r);
     r.say(
         S,
         threshold_text("authfailures", "failed AUTH from this address", n, auth),
     );
     if let Some(u) = &q.auth_user {
         let delay = abuse.authdelay()?;
-        let n = count(&store, &keys::auth_user(u), auth.window, now, r);
+        let n = count(store, &keys::auth_user(u), auth.window, now, r);
         r.say(S, format!("authdelay: {n} failed AUTH for {u} in {} s; answers to failures wait up to {} s (the right password is never delayed)", auth.window.as_secs(), delay.as_secs()));
     }
     let probe = abuse.probelimits()?;
-    let n = count(&store, &keys::probe(q.ip), probe.window, now, r);
+    let n = count(store, &keys::probe(q.ip), probe.window, now, r);
     r.say(
         S,
         threshold_text(
@@ -110,7 +111,7 @@ pub fn explain(q: &Query, r: &mut Report) -> Result<Counters, Failure> {
     if probe.is_on() {
         c.probe = Some((n, probe));
     }
-    c.send = send_counter(q, &mut abuse, &store, now, r)?;
+    c.send = send_counter(q, &mut abuse, store, now, r)?;
     Ok(c)
 }
 
@@ -119,7 +120,7 @@ pub fn explain(q: &Query, r: &mut Report) -> Result<Counters, Failure> {
 fn send_counter(
     q: &Query,
     abuse: &mut Abuse,
-    store: &FileStore,
+    store: &dyn Store,
     now: SystemTime,
     r: &mut Report,
 ) -> Result<Option<(u64, Limit, String)>, Failure> {
@@ -157,7 +158,7 @@ fn send_counter(
     Ok(Some((n, limit, who)))
 }
 
-fn count(store: &FileStore, key: &str, window: Duration, now: SystemTime, r: &mut Report) -> u64 {
+fn count(store: &dyn Store, key: &str, window: Duration, now: SystemTime, r: &mut Report) -> u64 {
     match store.count(key, window, now) {
         Ok(n) => n,
         Err(e) => {
