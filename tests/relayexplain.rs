@@ -484,3 +484,47 @@ fn usage_and_trouble_are_111() {
         String::from_utf8_lossy(&out.stderr).starts_with("relayexplain: fatal: unable to read ")
     );
 }
+
+/// rblsmtpd's stage: with `RBLSMTPD` set (no DNS), relayexplain gives the
+/// reply the real rblsmtpd sends that client, and stops it there.
+#[test]
+fn rblsmtpd_from_the_environment_agrees_with_rblsmtpd() {
+    let dir = TempDir::new("relayexplain-rbl");
+    for (value, code) in [("-go away", "553"), ("slow down", "451")] {
+        let out = Command::new(bin("relayexplain"))
+            .args(["-i", "192.0.2.7", "-t", "c@example.org"])
+            .env("CONTROLDIR", dir.join("control"))
+            .env("RELAYDIR", dir.join("relay"))
+            .env("DENYDIR", dir.join("deny"))
+            .env("STATEDIR", dir.join("state"))
+            .env("RBLSMTPD", value)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(100), "{text}");
+        let v = verdicts(&text);
+        assert_eq!(v.len(), 1, "{text}");
+        assert_eq!(
+            (v[0].2.as_str(), v[0].3.as_str()),
+            ("rbl base=RBLSMTPD", "rblsmtpd")
+        );
+        // the real rblsmtpd, -t 0: the refusal once, no conversation
+        let real = Command::new(bin("rblsmtpd"))
+            .args(["-t", "0", "true"])
+            .env("TCPREMOTEIP", "192.0.2.7")
+            .env("RBLSMTPD", value)
+            .output()
+            .unwrap();
+        let real = String::from_utf8_lossy(&real.stdout);
+        let line = real.lines().next().unwrap_or("").trim_end();
+        assert!(line.starts_with(code), "{real:?}");
+        let shown = text
+            .lines()
+            .find(|l| l.starts_with("verdict: rcpt="))
+            .unwrap();
+        assert!(
+            shown.ends_with(&format!("reply=\"{line}\"")),
+            "{shown} vs {line}"
+        );
+    }
+}
