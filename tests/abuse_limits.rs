@@ -354,7 +354,7 @@ fn a_relay_probe_sweep_bans_the_prober() {
     assert!(lab.greeting("127.0.0.10").starts_with("220"), "others pass");
     let log = lab.mx.log_with("rule=deny cause=probelimits");
     assert!(
-        log.contains("ip=127.0.0.9 event=ban rule=probelimits until="),
+        log.contains("ip=127.0.0.9 event=ban rule=probelimits cause=probelimits until="),
         "{log}"
     );
     assert_eq!(log.matches("ip=127.0.0.9 rcpt=").count(), 30, "{log}");

@@ -847,6 +847,7 @@ impl<E: Env> Session<E> {
             return self.fail(reply::NESTED_MAIL);
         }
         if self.cfg.require_auth && self.auth_user.is_none() {
+            self.logf("event=mail verdict=refused rule=requireauth");
             return self.fail(reply::AUTH_REQUIRED);
         }
         let Some(path) = after_prefix(arg, b"FROM:") else {
@@ -856,7 +857,7 @@ impl<E: Env> Session<E> {
             Err(f) => return self.controls_failed(&f),
             Ok(Err(r)) => {
                 self.logf(&format!(
-                    "event=mail verdict=refused code={} arg={}",
+                    "event=mail verdict=refused rule=syntax code={} arg={}",
                     r.code,
                     log_arg(path)
                 ));
@@ -865,6 +866,7 @@ impl<E: Env> Session<E> {
             Ok(Ok(p)) => p,
         };
         if let Some(bad) = self.check_mail_params(&parsed.params) {
+            self.logf("event=mail verdict=refused rule=syntax reason=parameter");
             return self.fail(bad);
         }
         if let Some(size) = param(&parsed.params, "SIZE") {
@@ -874,9 +876,15 @@ impl<E: Env> Session<E> {
             };
             let declared = size.and_then(|s| s.parse::<u64>().ok());
             match declared {
-                None => return self.fail(reply::SYNTAX_SIZE),
+                None => {
+                    self.logf("event=mail verdict=refused rule=syntax reason=size");
+                    return self.fail(reply::SYNTAX_SIZE);
+                }
                 Some(n) if limit > 0 && n > limit => {
-                    return self.fail(reply::SIZE_DECLARED_TOO_BIG)
+                    self.logf(&format!(
+                        "event=mail verdict=refused rule=databytes size={n} limit={limit}"
+                    ));
+                    return self.fail(reply::SIZE_DECLARED_TOO_BIG);
                 }
                 Some(_) => {}
             }

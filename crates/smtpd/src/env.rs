@@ -139,7 +139,7 @@ impl PolicyEnv {
         if let Some(until) = banned? {
             self.hangup = Some(Hangup {
                 reply: rgsmtp::reply::PROBE_BANNED.reply(),
-                log: format!("event=ban rule=probelimits until={until}"),
+                log: format!("event=ban rule=probelimits cause=probelimits until={until}"),
             });
         }
         Ok(())

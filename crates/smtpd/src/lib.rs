@@ -458,7 +458,7 @@ impl Driver<'_> {
         env.log_warnings();
         if let Some(b) = ban {
             self.session.logf(&format!(
-                "event=banned cause={} until={}",
+                "event=auth_banned cause={} until={}",
                 b.cause_text(),
                 abuse::unix(b.until)
             ));
@@ -507,7 +507,7 @@ impl Driver<'_> {
         if let Some(until) = f.banned_until {
             // banned: no point holding the connection for the delay
             self.session.logf(&format!(
-                "event=ban rule=authfailures failures={} until={until}",
+                "event=ban rule=authfailures cause=authfailures failures={} until={until}",
                 f.ip_failures
             ));
             return Some(AuthOutcome::BadBanned);
