@@ -18,7 +18,9 @@
 pub mod ca;
 pub mod dns;
 pub mod lmtp;
+pub mod mariadb;
 pub mod postfix;
+pub mod redis;
 pub mod sink;
 
 use std::fs;

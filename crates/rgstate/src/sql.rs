@@ -233,7 +233,7 @@ impl RelayTable for SqlTable {
 
     fn location(&self) -> String {
         format!(
-            "{} table {}",
+            "{}?table={}",
             self.url,
             rgcore::diag::printable(&self.table)
         )

@@ -1,0 +1,579 @@
+//! Many front-ends, one state (SPEC section 9) on a real Redis started by
+//! the tests: two tcpserver + relaycheck + smtpd front-ends on different
+//! 127.0.0.x addresses share POP-before-SMTP grants (a login through
+//! Dovecot, our checkpassword and relayallow), bans (relaydeny) and
+//! counters (rgstate's `state` example from two hosts' processes); keys
+//! expire by TTL; and the faults: Redis stopped, paused (SIGSTOP) and
+//! restarted, with every connection answered within RELAYSTATE_TIMEOUT.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use relaygate::{bin, bin_dir, run_with_input, TempDir};
+
+#[path = "dovecot/mod.rs"]
+mod dovecot;
+#[path = "peers/mod.rs"]
+mod peers;
+#[path = "smtpd_support/mod.rs"]
+mod support;
+
+use peers::redis::Redis;
+use support::{transaction, Client, Mx, Setup};
+
+/// RELAYSTATE_TIMEOUT of the fault tests, and the slack allowed on top
+/// (two shared cores, parallel tests).
+const TIMEOUT: &str = "0.5";
+const SLACK: Duration = Duration::from_millis(1500);
+
+/// A recipient elsewhere: accepted only from a client that may relay.
+const FOREIGN: &str = "friend@elsewhere.test";
+
+/// One front-end host: its own RELAYDIR, DENYDIR and STATEDIR, and a
+/// tcpserver + relaycheck + smtpd chain on `host`, sharing `relaystate`.
+struct FrontEnd {
+    dirs: TempDir,
+    mx: Mx,
+}
+
+impl FrontEnd {
+    fn start(host: &str, relaystate: &str) -> FrontEnd {
+        let dirs = TempDir::new("front");
+        for d in ["relay", "deny", "state"] {
+            std::fs::create_dir(dirs.join(d)).unwrap();
+        }
+        let mut setup = Setup {
+            before: vec!["relaycheck".into()],
+            host: host.into(),
+            ..Setup::default()
+        };
+        for (k, v) in env_of(&dirs, relaystate) {
+            setup = setup.env(&k, &v);
+        }
+        FrontEnd {
+            mx: Mx::start(setup),
+            dirs,
+        }
+    }
+
+    /// Run one of our programs with this host's environment plus `extra`.
+    fn run(&self, prog: &str, args: &[&str], relaystate: &str, extra: &[(&str, &str)]) -> Output {
+        let mut cmd = Command::new(bin(prog));
+        cmd.args(args).env_clear().env("PATH", "/usr/bin:/bin");
+        for (k, v) in env_of(&self.dirs, relaystate) {
+            cmd.env(k, v);
+        }
+        for (k, v) in extra {
+            cmd.env(k, v);
+        }
+        run_with_input(&mut cmd, b"", Duration::from_secs(30))
+    }
+
+    fn deny_entries(&self) -> Vec<String> {
+        names(&self.dirs.join("deny"))
+    }
+}
+
+/// The variables of a front-end host.
+fn env_of(dirs: &TempDir, relaystate: &str) -> Vec<(String, String)> {
+    let d = |n: &str| dirs.join(n).display().to_string();
+    vec![
+        ("RELAYDIR".into(), d("relay")),
+        ("DENYDIR".into(), d("deny")),
+        ("STATEDIR".into(), d("state")),
+        ("RELAYSTATE".into(), relaystate.into()),
+        ("RELAYSTATE_TIMEOUT".into(), TIMEOUT.into()),
+    ]
+}
+
+fn names(dir: &std::path::Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+fn text(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// The RCPT reply for `rcpt` in one transaction from `src` (a message
+/// follows when it is accepted).
+fn rcpt_reply(fe: &FrontEnd, src: &str, rcpt: &str) -> String {
+    let r = transaction(
+        &fe.mx,
+        src,
+        "client.test",
+        "<joe@example.org>",
+        &[&format!("<{rcpt}>")],
+    );
+    r.into_iter().next().unwrap_or_default()
+}
+
+/// The first reply to a connection from `src`: the greeting, or
+/// relaycheck's 421.
+fn first_words(fe: &FrontEnd, src: &str) -> String {
+    let mut c = Client::connect(src, &fe.mx.addr);
+    let words = c.reply();
+    if words.starts_with("220 ") {
+        c.cmd("QUIT");
+    }
+    words
+}
+
+fn relays(fe: &FrontEnd, src: &str) -> bool {
+    let r = rcpt_reply(fe, src, FOREIGN);
+    assert!(r.starts_with("250") || r.starts_with("553"), "{src}: {r}");
+    r.starts_with("250")
+}
+
+/// Lines of `log` (a front-end's stderr) that contain `what`.
+fn count_lines(log: &str, what: &str) -> usize {
+    log.lines().filter(|l| l.contains(what)).count()
+}
+
+#[test]
+fn a_pop_login_on_one_front_end_grants_relaying_on_the_other_with_a_ttl() {
+    if !relaygate::need("python3") || !dovecot::available() {
+        return;
+    }
+    let tmp = TempDir::new("shared-pop");
+    let Some(redis) = Redis::start(&tmp, Some(("relaygate", "r3dis-pw"))) else {
+        return;
+    };
+    let url = redis.url(0);
+    // the POP/IMAP host: Dovecot with checkpassword + relayallow, its
+    // own (unused) RELAYDIR, RELAYSTATE set in the wrapper
+    let control = tmp.join("control");
+    std::fs::create_dir(&control).unwrap();
+    let popdir = tmp.join("pop-relay");
+    std::fs::create_dir(&popdir).unwrap();
+    let add = relaygate::run(
+        &bin("userdb"),
+        ["add", "joe@example.org"],
+        &[("CONTROLDIR", control.to_str().unwrap())],
+        b"pop-secret\n",
+    );
+    assert!(add.status.success(), "userdb add: {}", stderr(&add));
+    let Some(d) = dovecot::Dovecot::start(&tmp, &control, &popdir, &["relayallow"]) else {
+        return;
+    };
+    pass_relaystate(&d, &url);
+
+    let a = FrontEnd::start("127.0.0.31", &url);
+    let b = FrontEnd::start("127.0.0.32", &url);
+    let src = "127.0.0.41";
+    assert!(
+        !relays(&a, src) && !relays(&b, src),
+        "no relaying before a login"
+    );
+
+    assert!(
+        d.pop3_login_from(src, "joe@example.org", "pop-secret"),
+        "POP3 login refused: {}",
+        d.log()
+    );
+    assert!(
+        names(&popdir).is_empty(),
+        "the grant went to Redis, not RELAYDIR"
+    );
+    assert_eq!(
+        redis
+            .cli(0, &["GET", &format!("rg:relay:{src}")])
+            .lines()
+            .nth(1),
+        Some("USER=joe@example.org"),
+        "the key and its value (relaytable(5))"
+    );
+    let ttl: i64 = redis
+        .cli(0, &["PTTL", &format!("rg:relay:{src}")])
+        .parse()
+        .unwrap();
+    assert!(
+        ttl > 3_500_000 && ttl <= 3_600_000,
+        "TTL RELAY_CLEAR_MINUTES: {ttl}"
+    );
+
+    assert!(relays(&a, src), "front-end A: {}", a.mx.server.log());
+    assert!(relays(&b, src), "front-end B: {}", b.mx.server.log());
+    assert!(
+        !relays(&a, "127.0.0.42") && !relays(&b, "127.0.0.42"),
+        "only that address"
+    );
+    let env = a.run("relaycheck", &["env"], &url, &[("TCPREMOTEIP", src)]);
+    assert!(
+        text(&env).contains("RELAYUSER=joe@example.org\n"),
+        "{}",
+        text(&env)
+    );
+
+    // the reader's RELAY_CLEAR_MINUTES holds as well as the writer's TTL
+    let env = a.run(
+        "relaycheck",
+        &["env"],
+        &url,
+        &[("TCPREMOTEIP", src), ("RELAY_CLEAR_MINUTES", "0")],
+    );
+    assert!(!text(&env).contains("RELAYCLIENT="), "{}", text(&env));
+    // a grant written with one minute lives one minute in Redis
+    let short = a.run(
+        "relayallow",
+        &["true"],
+        &url,
+        &[("TCPREMOTEIP", "127.0.0.43"), ("RELAY_CLEAR_MINUTES", "1")],
+    );
+    assert!(
+        short.status.success() && short.stderr.is_empty(),
+        "{}",
+        stderr(&short)
+    );
+    let ttl: i64 = redis
+        .cli(0, &["PTTL", "rg:relay:127.0.0.43"])
+        .parse()
+        .unwrap();
+    assert!(ttl > 50_000 && ttl <= 60_000, "TTL one minute: {ttl}");
+
+    // the wrong password is no grant and one log line, nothing else
+    let wrong = url.replace("r3dis-pw", "wrong");
+    let env = a.run("relaycheck", &["env"], &wrong, &[("TCPREMOTEIP", src)]);
+    assert!(env.status.success() && !text(&env).contains("RELAYCLIENT="));
+    assert_eq!(
+        count_lines(&stderr(&env), "relay grants off"),
+        1,
+        "{}",
+        stderr(&env)
+    );
+    assert!(
+        !stderr(&env).contains("wrong"),
+        "no password in logs: {}",
+        stderr(&env)
+    );
+}
+
+/// Let the checkpassword wrapper Dovecot runs pass RELAYSTATE on (Dovecot
+/// cleans the environment of its auth process): the line SCALEOUT.md tells
+/// administrators to add.
+fn pass_relaystate(d: &dovecot::Dovecot, url: &str) {
+    let wrapper = d.dir.join("checkpassword-wrapper");
+    let script = std::fs::read_to_string(&wrapper).unwrap();
+    let line = format!("RELAYSTATE='{url}'\nexport RELAYSTATE\nexec ");
+    let edited = script.replacen("exec ", &line, 1);
+    assert_ne!(edited, script, "the wrapper ends in exec");
+    std::fs::write(&wrapper, edited).unwrap();
+}
+
+#[test]
+fn a_ban_on_one_front_end_refuses_on_the_other_until_its_ttl() {
+    let tmp = TempDir::new("shared-ban");
+    let Some(redis) = Redis::start(&tmp, None) else {
+        return;
+    };
+    let url = redis.url(2);
+    let a = FrontEnd::start("127.0.0.33", &url);
+    let b = FrontEnd::start("127.0.0.34", &url);
+    let src = "127.0.0.44";
+    assert!(first_words(&b, src).starts_with("220 "));
+
+    let add = a.run("relaydeny", &["add", src, "3", "abuse-desk"], &url, &[]);
+    assert!(
+        add.status.success() && add.stderr.is_empty(),
+        "{}",
+        stderr(&add)
+    );
+    for fe in [&a, &b] {
+        let words = first_words(fe, src);
+        assert!(words.starts_with("421 4.7.0"), "banned everywhere: {words}");
+        assert!(fe.deny_entries().is_empty(), "in Redis, not DENYDIR");
+    }
+    let log = b.mx.log_with("rule=deny cause=abuse-desk");
+    assert!(log.contains(&format!("table={},", redis.url(2))), "{log}");
+    let list = b.run("relaydeny", &["list"], &url, &[]);
+    assert!(
+        text(&list).starts_with(&format!("{src} cause=abuse-desk until=")),
+        "{}",
+        text(&list)
+    );
+    assert!(
+        first_words(&a, "127.0.0.45").starts_with("220 "),
+        "others pass"
+    );
+
+    // expiry by TTL: the key goes, both front-ends let the client in
+    let end = Instant::now() + Duration::from_secs(10);
+    while redis.cli(2, &["EXISTS", &format!("rg:ban:{src}")]) != "0" {
+        assert!(Instant::now() < end, "the ban key never expired");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    for fe in [&a, &b] {
+        assert!(first_words(fe, src).starts_with("220 "), "ban over");
+    }
+    // lifting a ban on one host lifts it for all
+    a.run("relaydeny", &["add", src, "600"], &url, &[]);
+    assert!(first_words(&b, src).starts_with("421 "));
+    let del = b.run("relaydeny", &["del", src], &url, &[]);
+    assert_eq!(text(&del), format!("{src} removed\n"));
+    assert!(first_words(&a, src).starts_with("220 "));
+}
+
+/// rgstate's example program `state` (see tests/state.rs).
+fn state_bin() -> PathBuf {
+    let p = bin_dir().join("examples").join("state");
+    assert!(
+        p.exists(),
+        "{} not built: run `cargo build --examples -p rgstate` first",
+        p.display()
+    );
+    p
+}
+
+/// `state ARGS` with host `dirs`' environment, waiting for `go`.
+fn state_cmd(dirs: &TempDir, url: &str, go: &std::path::Path, args: &[&str]) -> Command {
+    let mut c = Command::new(state_bin());
+    c.args(args).env("RGSTATE_GO", go);
+    for (k, v) in env_of(dirs, url) {
+        c.env(k, v);
+    }
+    c.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    c
+}
+
+fn wait_all(children: Vec<Child>) -> Vec<Output> {
+    children
+        .into_iter()
+        .map(|c| c.wait_with_output().unwrap())
+        .collect()
+}
+
+#[test]
+fn a_limit_counts_across_hosts_exactly_under_concurrency() {
+    let tmp = TempDir::new("shared-count");
+    let Some(redis) = Redis::start(&tmp, Some(("relaygate", "pw"))) else {
+        return;
+    };
+    let url = redis.url(1);
+    let hosts: Vec<TempDir> = (0..2)
+        .map(|i| {
+            let t = TempDir::new(&format!("host{i}"));
+            std::fs::create_dir(t.join("state")).unwrap();
+            std::fs::create_dir(t.join("deny")).unwrap();
+            t
+        })
+        .collect();
+    let go = tmp.join("go");
+    // 8 processes, 4 per host, 20 tries each at a limit of 50: exactly 50
+    let key = "send:joe@example.org";
+    let children: Vec<Child> = (0..8)
+        .map(|i| {
+            state_cmd(
+                &hosts[i % 2],
+                &url,
+                &go,
+                &["take", key, "60000", "50", "20"],
+            )
+            .spawn()
+            .unwrap()
+        })
+        .collect();
+    std::fs::write(&go, "").unwrap();
+    let outs = wait_all(children);
+    let taken: u64 = outs
+        .iter()
+        .map(|o| {
+            assert!(o.status.success() && o.stderr.is_empty(), "{}", stderr(o));
+            text(o).trim().parse::<u64>().unwrap()
+        })
+        .sum();
+    assert_eq!(taken, 50, "exactly the limit, across both hosts");
+    for h in &hosts {
+        let c = state_cmd(h, &url, &go, &["count", key, "60000"])
+            .output()
+            .unwrap();
+        assert_eq!(text(&c).trim(), "50");
+        assert!(
+            names(&h.join("state")).is_empty(),
+            "nothing counted in STATEDIR"
+        );
+    }
+    // plain hits add up too, and the key carries the window's TTL
+    let hits: Vec<Child> = (0..4)
+        .map(|i| {
+            state_cmd(
+                &hosts[i % 2],
+                &url,
+                &go,
+                &["hit", "authfail:192.0.2.7", "60000", "25"],
+            )
+            .spawn()
+            .unwrap()
+        })
+        .collect();
+    wait_all(hits);
+    let c = state_cmd(
+        &hosts[1],
+        &url,
+        &go,
+        &["count", "authfail:192.0.2.7", "60000"],
+    )
+    .output()
+    .unwrap();
+    assert_eq!(text(&c).trim(), "100");
+    let ttl: i64 = redis
+        .cli(1, &["PTTL", "rg:c:authfail:192.0.2.7"])
+        .parse()
+        .unwrap();
+    assert!(ttl > 50_000 && ttl <= 61_000, "{ttl}");
+}
+
+/// Time one call of `f`.
+fn timed<T>(f: impl FnOnce() -> T) -> (T, Duration) {
+    let start = Instant::now();
+    let v = f();
+    (v, start.elapsed())
+}
+
+fn bound() -> Duration {
+    Duration::from_secs_f64(TIMEOUT.parse().unwrap()) + SLACK
+}
+
+/// A connection from `src`: the time to the greeting, then whether a
+/// foreign and a local recipient are accepted.
+fn probe(fe: &FrontEnd, src: &str) -> (Duration, bool, bool) {
+    let (mut c, waited) = timed(|| {
+        let mut c = Client::connect(src, &fe.mx.addr);
+        let g = c.reply();
+        assert!(g.starts_with("220 "), "greeting: {g}");
+        c
+    });
+    assert!(c.cmd("EHLO client.test").starts_with("250"));
+    assert!(c.cmd("MAIL FROM:<joe@example.org>").starts_with("250"));
+    let foreign = c.cmd(&format!("RCPT TO:<{FOREIGN}>")).starts_with("250");
+    let local = c.cmd("RCPT TO:<postmaster@example.org>").starts_with("250");
+    c.cmd("QUIT");
+    (waited, foreign, local)
+}
+
+#[test]
+fn redis_stopped_paused_and_restarted_fails_closed_for_grants_and_back_to_files_for_bans() {
+    let tmp = TempDir::new("shared-faults");
+    let Some(mut redis) = Redis::start(&tmp, None) else {
+        return;
+    };
+    let url = redis.url(0);
+    let a = FrontEnd::start("127.0.0.35", &url);
+    let src = "127.0.0.46";
+    let login = |fe: &FrontEnd| fe.run("relayallow", &["true"], &url, &[("TCPREMOTEIP", src)]);
+    let o = login(&a);
+    assert!(o.status.success() && o.stderr.is_empty(), "{}", stderr(&o));
+    let (_, foreign, local) = probe(&a, src);
+    assert!(foreign && local, "granted while Redis is up");
+
+    for fault in ["paused", "stopped"] {
+        match fault {
+            "paused" => redis.pause(),
+            _ => {
+                redis.resume();
+                redis.stop();
+            }
+        }
+        let before = count_lines(&a.mx.server.log(), "relay grants off");
+        let (waited, foreign, local) = probe(&a, src);
+        assert!(waited < bound(), "{fault}: greeting after {waited:?}");
+        assert!(
+            !foreign,
+            "{fault}: no relaying through an unreachable table"
+        );
+        assert!(local, "{fault}: mail for local domains still accepted");
+        let log = a.mx.log_with("relay grants off");
+        assert_eq!(
+            count_lines(&log, "relay grants off") - before,
+            1,
+            "{fault}: one line\n{log}"
+        );
+
+        // a login still runs its program, in bounded time
+        let (o, waited) = timed(|| login(&a));
+        assert!(
+            o.status.success() && waited < bound(),
+            "{fault}: {waited:?} {}",
+            stderr(&o)
+        );
+        assert!(stderr(&o).contains("unable to record"), "{}", stderr(&o));
+
+        // bans fall back to this host's DENYDIR: limits hold per host
+        let ban_ip = if fault == "paused" {
+            "127.0.0.47"
+        } else {
+            "127.0.0.48"
+        };
+        let (o, waited) = timed(|| {
+            a.run(
+                "relaydeny",
+                &["add", ban_ip, "600", "probelimits"],
+                &url,
+                &[],
+            )
+        });
+        assert!(
+            o.status.success() && waited < bound(),
+            "{fault}: {waited:?} {}",
+            stderr(&o)
+        );
+        assert!(
+            stderr(&o).contains("bans and counters in STATEDIR and DENYDIR"),
+            "{}",
+            stderr(&o)
+        );
+        assert!(a.deny_entries().contains(&ban_ip.to_string()));
+        let (words, waited) = timed(|| first_words(&a, ban_ip));
+        assert!(
+            words.starts_with("421 4.7.0") && waited < bound(),
+            "{fault}: {words} {waited:?}"
+        );
+
+        // counters too
+        let go = tmp.join("go");
+        std::fs::write(&go, "").unwrap();
+        let (o, waited) = timed(|| {
+            state_cmd(
+                &a.dirs,
+                &url,
+                &go,
+                &["hit", "send:joe@example.org", "60000", "3"],
+            )
+            .output()
+            .unwrap()
+        });
+        // the host's own count goes on from one outage to the next
+        let want = if fault == "paused" { "3" } else { "6" };
+        assert_eq!(text(&o).trim(), want, "{}", stderr(&o));
+        assert!(waited < bound(), "{fault}: counted after {waited:?}");
+    }
+    assert!(!a.mx.server.log().contains("panicked"));
+
+    // back up: works again without restarting anything
+    redis.restart();
+    let o = login(&a);
+    assert!(o.status.success() && o.stderr.is_empty(), "{}", stderr(&o));
+    let (_, foreign, local) = probe(&a, src);
+    assert!(
+        foreign && local,
+        "granted again after the restart: {}",
+        a.mx.server.log()
+    );
+    assert!(
+        first_words(&a, "127.0.0.47").starts_with("421 "),
+        "a ban written during the outage holds"
+    );
+}
