@@ -83,6 +83,7 @@ impl Mariadb {
                 "--pid-file={}",
                 self.dir.join("mariadbd.pid").display()
             ))
+            .arg(format!("--tmpdir={}", self.dir.join("tmp").display()))
             .args([
                 "--user=root",
                 "--skip-log-bin",
@@ -183,11 +184,16 @@ impl Drop for Mariadb {
 /// `mariadb-install-db` into `dir/data`, root logging in by password-less
 /// socket authentication; bounded to 60 s.
 fn install(dir: &std::path::Path) {
+    // a private tmpdir: parallel installs in one /tmp collide on temp
+    // table names
+    let tmpdir = dir.join("tmp");
+    std::fs::create_dir_all(&tmpdir).expect("create the mariadb tmpdir");
     let out = Command::new("timeout")
         .arg("60")
         .arg("mariadb-install-db")
         .arg("--no-defaults")
         .arg(format!("--datadir={}", dir.join("data").display()))
+        .arg(format!("--tmpdir={}", tmpdir.display()))
         .args([
             "--auth-root-authentication-method=normal",
             "--user=root",

@@ -1,0 +1,336 @@
+//! IndiMail's MySQL relay table (SPEC section 9, `RELAYSQL`) on a real
+//! MariaDB started by the tests: a row inserted the way IndiMail's POP3/
+//! IMAP login inserts it grants relaying through two front-ends (tcpserver
+//! + relaycheck + smtpd on different 127.0.0.x addresses), relayallow
+//! writes IndiMail's row (which IndiMail's own query then finds),
+//! clearopensmtp deletes the old rows, and the faults: MariaDB stopped,
+//! paused (SIGSTOP) and restarted, every connection answered within
+//! RELAYSTATE_TIMEOUT.
+
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use relaygate::{bin, run_with_input, TempDir};
+
+#[path = "peers/mod.rs"]
+mod peers;
+#[path = "smtpd_support/mod.rs"]
+mod support;
+
+use peers::mariadb::Mariadb;
+use support::{transaction, Client, Mx, Setup};
+
+const TIMEOUT: &str = "0.5";
+const SLACK: Duration = Duration::from_millis(1500);
+const FOREIGN: &str = "friend@elsewhere.test";
+
+/// IndiMail's `RELAY_TABLE_LAYOUT` (indimail.h), as its installer creates
+/// the table.
+const INDIMAIL_TABLE: &str = "CREATE TABLE relay (email char(96) not null, \
+    ipaddr char(18) not null, timestamp int, unique index (email, ipaddr), \
+    index(ipaddr), index(timestamp))";
+
+/// One front-end host: its own directories and a tcpserver + relaycheck +
+/// smtpd chain on `host`, its relay table in MariaDB.
+struct FrontEnd {
+    dirs: TempDir,
+    mx: Mx,
+    sql: String,
+}
+
+impl FrontEnd {
+    fn start(host: &str, sql: &str) -> FrontEnd {
+        let dirs = TempDir::new("front");
+        for d in ["relay", "deny", "state"] {
+            std::fs::create_dir(dirs.join(d)).unwrap();
+        }
+        let mut setup = Setup {
+            before: vec!["relaycheck".into()],
+            host: host.into(),
+            ..Setup::default()
+        };
+        for (k, v) in env_of(&dirs, sql) {
+            setup = setup.env(&k, &v);
+        }
+        FrontEnd {
+            mx: Mx::start(setup),
+            dirs,
+            sql: sql.into(),
+        }
+    }
+
+    fn run(&self, prog: &str, args: &[&str], extra: &[(&str, &str)]) -> Output {
+        let mut cmd = Command::new(bin(prog));
+        cmd.args(args).env_clear().env("PATH", "/usr/bin:/bin");
+        for (k, v) in env_of(&self.dirs, &self.sql) {
+            cmd.env(k, v);
+        }
+        for (k, v) in extra {
+            cmd.env(k, v);
+        }
+        run_with_input(&mut cmd, b"", Duration::from_secs(30))
+    }
+
+    /// relaycheck for `src`: its RELAYCLIENT/RELAYUSER lines and stderr.
+    fn check(&self, src: &str) -> (String, String) {
+        let o = self.run("relaycheck", &["env"], &[("TCPREMOTEIP", src)]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let relay = text(&o)
+            .lines()
+            .filter(|l| l.starts_with("RELAYCLIENT=") || l.starts_with("RELAYUSER="))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        (relay, stderr(&o))
+    }
+
+    fn login(&self, src: &str, user: Option<&str>) -> Output {
+        let mut env = vec![("TCPREMOTEIP", src)];
+        env.extend(user.map(|u| ("USER", u)));
+        self.run("relayallow", &["true"], &env)
+    }
+}
+
+fn env_of(dirs: &TempDir, sql: &str) -> Vec<(String, String)> {
+    let d = |n: &str| dirs.join(n).display().to_string();
+    vec![
+        ("RELAYDIR".into(), d("relay")),
+        ("DENYDIR".into(), d("deny")),
+        ("STATEDIR".into(), d("state")),
+        ("RELAYSQL".into(), sql.into()),
+        ("RELAYSTATE_TIMEOUT".into(), TIMEOUT.into()),
+    ]
+}
+
+fn text(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn relays(fe: &FrontEnd, src: &str) -> bool {
+    let r = transaction(
+        &fe.mx,
+        src,
+        "client.test",
+        "<joe@example.org>",
+        &[&format!("<{FOREIGN}>")],
+    );
+    let r = r.into_iter().next().unwrap_or_default();
+    assert!(r.starts_with("250") || r.starts_with("553"), "{src}: {r}");
+    r.starts_with("250")
+}
+
+#[test]
+fn indimail_rows_grant_relaying_on_both_front_ends_and_ours_are_indimails() {
+    let tmp = TempDir::new("sql-relay");
+    let Some(db) = Mariadb::start(&tmp) else {
+        return;
+    };
+    db.sql(INDIMAIL_TABLE);
+    let a = FrontEnd::start("127.0.0.36", &db.url());
+    let b = FrontEnd::start("127.0.0.37", &db.url());
+    let src = "127.0.0.51";
+    assert!(
+        !relays(&a, src) && !relays(&b, src),
+        "no relaying before a login"
+    );
+
+    // IndiMail's open_smtp_relay(): REPLACE with double quotes, its clock
+    db.sql(&format!(
+        "replace into relay ( email, ipaddr, timestamp ) values \
+         (\"joe@example.org\", \"{src}\", UNIX_TIMESTAMP())"
+    ));
+    assert!(relays(&a, src), "front-end A: {}", a.mx.server.log());
+    assert!(relays(&b, src), "front-end B: {}", b.mx.server.log());
+    assert!(!relays(&b, "127.0.0.52"), "only that address");
+    assert_eq!(
+        a.check(src).0,
+        "RELAYCLIENT=\nRELAYUSER=joe@example.org\n",
+        "by IP alone, the email column as RELAYUSER"
+    );
+
+    // relayallow writes IndiMail's row; IndiMail's relay_select() finds it
+    let o = a.login("127.0.0.53", Some("ann@example.org"));
+    assert!(o.status.success() && o.stderr.is_empty(), "{}", stderr(&o));
+    assert_eq!(
+        db.sql("select email FROM relay WHERE ipaddr=\"127.0.0.53\" AND timestamp>(UNIX_TIMESTAMP()-3600)"),
+        "ann@example.org"
+    );
+    assert!(relays(&b, "127.0.0.53"));
+    // a second login refreshes the same row (unique email, ipaddr)
+    db.sql("update relay set timestamp = timestamp - 100 where ipaddr = '127.0.0.53'");
+    a.login("127.0.0.53", Some("ann@example.org"));
+    assert_eq!(
+        db.sql("select count(*), max(timestamp) > UNIX_TIMESTAMP() - 60 from relay where ipaddr = '127.0.0.53'"),
+        "1\t1"
+    );
+    // without USER the email column holds the IP text; no RELAYUSER then
+    a.login("127.0.0.54", None);
+    assert_eq!(
+        db.sql("select email from relay where ipaddr = '127.0.0.54'"),
+        "127.0.0.54"
+    );
+    assert_eq!(b.check("127.0.0.54").0, "RELAYCLIENT=\n");
+    // a user name cannot break the statement
+    let odd = "o'hara\\x@example.org";
+    let o = a.login("127.0.0.55", Some(odd));
+    assert!(o.status.success() && o.stderr.is_empty(), "{}", stderr(&o));
+    assert_eq!(
+        db.sql("select email from relay where ipaddr = '127.0.0.55'"),
+        "o'hara\\\\x@example.org"
+    );
+
+    // an old row grants nothing; clearopensmtp deletes it, keeps the rest
+    db.sql(
+        "replace into relay ( email, ipaddr, timestamp ) values \
+         (\"old@example.org\", \"127.0.0.56\", UNIX_TIMESTAMP() - 7200)",
+    );
+    assert_eq!(a.check("127.0.0.56").0, "");
+    let o = a.run("clearopensmtp", &[], &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        text(&o).starts_with(&format!(
+            "table=relay engine=mysql://{}:{}/indimail?table=relay removed=1 kept=4\n",
+            db.ip, db.port
+        )),
+        "{}",
+        text(&o)
+    );
+    assert_eq!(
+        db.sql("select count(*) from relay where ipaddr = '127.0.0.56'"),
+        "0"
+    );
+    assert!(relays(&a, src), "fresh rows kept");
+    assert!(!text(&o).contains("ssh-1.5-"), "no password in the output");
+}
+
+#[test]
+fn a_missing_table_is_created_as_indimail_does_and_a_bad_password_is_one_line() {
+    let tmp = TempDir::new("sql-create");
+    let Some(db) = Mariadb::start(&tmp) else {
+        return;
+    };
+    let a = FrontEnd::start("127.0.0.38", &db.url());
+    let (relay, err) = a.check("127.0.0.57");
+    assert_eq!(relay, "");
+    assert!(
+        err.contains("doesn't exist") && err.contains("relay grants off"),
+        "{err}"
+    );
+    let o = a.login("127.0.0.57", Some("joe@example.org"));
+    assert!(o.status.success() && o.stderr.is_empty(), "{}", stderr(&o));
+    let create = db.sql("show create table relay");
+    for column in [
+        "`email` char(96) NOT NULL",
+        "`ipaddr` char(46) NOT NULL",
+        "`timestamp` int",
+    ] {
+        assert!(create.contains(column), "{create}");
+    }
+    assert_eq!(
+        a.check("127.0.0.57").0,
+        "RELAYCLIENT=\nRELAYUSER=joe@example.org\n"
+    );
+    // RELAY_TABLE names another table, as in IndiMail
+    let o = a.run(
+        "relayallow",
+        &["true"],
+        &[("TCPREMOTEIP", "::1"), ("RELAY_TABLE", "relay2")],
+    );
+    assert!(o.status.success() && o.stderr.is_empty(), "{}", stderr(&o));
+    assert_eq!(db.sql("select email from relay2"), "::1");
+
+    let wrong = FrontEnd::start("127.0.0.39", &db.url().replace("ssh-1.5-", "nope"));
+    let (relay, err) = wrong.check("127.0.0.57");
+    assert_eq!(relay, "");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("Access denied") && !err.contains("nope"),
+        "{err}"
+    );
+    let mut c = Client::connect("127.0.0.57", &wrong.mx.addr);
+    assert!(c.reply().starts_with("220 "), "mail still accepted");
+}
+
+fn bound() -> Duration {
+    Duration::from_secs_f64(TIMEOUT.parse().unwrap()) + SLACK
+}
+
+/// A connection from `src`: the time to the greeting, then whether a
+/// foreign and a local recipient are accepted.
+fn probe(fe: &FrontEnd, src: &str) -> (Duration, bool, bool) {
+    let start = Instant::now();
+    let mut c = Client::connect(src, &fe.mx.addr);
+    let g = c.reply();
+    let waited = start.elapsed();
+    assert!(g.starts_with("220 "), "greeting: {g}");
+    assert!(c.cmd("EHLO client.test").starts_with("250"));
+    assert!(c.cmd("MAIL FROM:<joe@example.org>").starts_with("250"));
+    let foreign = c.cmd(&format!("RCPT TO:<{FOREIGN}>")).starts_with("250");
+    let local = c.cmd("RCPT TO:<postmaster@example.org>").starts_with("250");
+    c.cmd("QUIT");
+    (waited, foreign, local)
+}
+
+#[test]
+fn mariadb_stopped_paused_and_restarted_fails_closed_in_bounded_time() {
+    let tmp = TempDir::new("sql-faults");
+    let Some(mut db) = Mariadb::start(&tmp) else {
+        return;
+    };
+    db.sql(INDIMAIL_TABLE);
+    let a = FrontEnd::start("127.0.0.40", &db.url());
+    let src = "127.0.0.58";
+    let o = a.login(src, Some("joe@example.org"));
+    assert!(o.status.success() && o.stderr.is_empty(), "{}", stderr(&o));
+    let (_, foreign, local) = probe(&a, src);
+    assert!(foreign && local);
+
+    for fault in ["paused", "stopped"] {
+        match fault {
+            "paused" => db.pause(),
+            _ => {
+                db.resume();
+                db.stop();
+            }
+        }
+        let before = a.mx.server.log().matches("relay grants off").count();
+        let (waited, foreign, local) = probe(&a, src);
+        assert!(waited < bound(), "{fault}: greeting after {waited:?}");
+        assert!(
+            !foreign,
+            "{fault}: no relaying through an unreachable table"
+        );
+        assert!(local, "{fault}: mail for local domains still accepted");
+        let log = a.mx.log_with("relay grants off");
+        assert_eq!(
+            log.matches("relay grants off").count() - before,
+            1,
+            "{fault}\n{log}"
+        );
+
+        let start = Instant::now();
+        let o = a.login(src, Some("joe@example.org"));
+        let waited = start.elapsed();
+        assert!(
+            o.status.success() && waited < bound(),
+            "{fault}: {waited:?}"
+        );
+        assert!(
+            stderr(&o).contains("unable to record 127.0.0.58"),
+            "{}",
+            stderr(&o)
+        );
+    }
+    assert!(!a.mx.server.log().contains("panicked"));
+
+    db.restart();
+    let (_, foreign, local) = probe(&a, src);
+    assert!(
+        foreign && local,
+        "the row is there again: {}",
+        a.mx.server.log()
+    );
+}
