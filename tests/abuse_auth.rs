@@ -201,7 +201,9 @@ print("done")
     assert!(lab.greeting("127.0.0.5").starts_with("220"));
     let log = lab.mx.log_with("rule=authfailures");
     assert!(
-        log.contains("ip=127.0.0.6 event=ban rule=authfailures cause=authfailures failures=4 until="),
+        log.contains(
+            "ip=127.0.0.6 event=ban rule=authfailures cause=authfailures failures=4 until="
+        ),
         "{log}"
     );
     assert!(
