@@ -16,7 +16,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rgcore::Failure;
 use rgpolicy::abuse::Abuse;
-use rgstate::{Admit, Ban, FileStore, Store};
+use rgstate::{Admit, Ban};
 
 /// What one failed AUTH did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,7 +53,7 @@ pub struct OverLimit {
 /// One connection's defences.
 pub struct Defences {
     ip: Option<IpAddr>,
-    store: Option<FileStore>,
+    store: Option<Box<dyn rgstate::Store>>,
     /// The abuse control files, read lazily.
     pub limits: Abuse,
     /// Warnings to log (state errors), drained by the caller.
@@ -96,10 +96,14 @@ impl Defences {
 
     /// The host's store (`STATEDIR`, `DENYDIR`), made on first use. Also for
     /// other per-host state of smtpd (e.g. cached answers).
-    pub fn store(&mut self) -> &FileStore {
+    /// The store the environment names (rgstate::from_env: STATEDIR and
+    /// DENYDIR, or Redis with RELAYSTATE, falling back to the files when it
+    /// fails), made on first use: a connection that counts nothing opens
+    /// nothing.
+    pub fn store(&mut self) -> &dyn rgstate::Store {
         let warnings = &mut self.warnings;
-        self.store.get_or_insert_with(|| {
-            let (s, warning) = FileStore::from_env();
+        &**self.store.get_or_insert_with(|| {
+            let (s, warning) = rgstate::from_env();
             warnings.extend(warning);
             s
         })

@@ -22,7 +22,6 @@ use rgpolicy::controls::Controls;
 use rgpolicy::decide::{self, Reply};
 use rgpolicy::recipients::Listing;
 use rgqueue::route::{Proto, RouteFile};
-use rgstate::Store;
 
 use crate::lmtpprobe::{self, Answer};
 
@@ -55,7 +54,7 @@ struct Probing {
 pub struct RecipientCheck {
     /// `None`: not read yet; `Some(None)`: probing off.
     probing: Option<Option<Probing>>,
-    store: Option<rgstate::FileStore>,
+    store: Option<Box<dyn rgstate::Store>>,
     /// A state error has been logged this session.
     warned: bool,
 }
@@ -169,9 +168,8 @@ impl RecipientCheck {
         v == "known"
     }
 
-    fn store(&mut self) -> &rgstate::FileStore {
-        self.store
-            .get_or_insert_with(|| rgstate::FileStore::from_env().0)
+    fn store(&mut self) -> &dyn rgstate::Store {
+        &**self.store.get_or_insert_with(|| rgstate::from_env().0)
     }
 
     /// A cache failure costs a probe, not the recipient: say so once.
