@@ -21,6 +21,7 @@ fn reply(text: &[u8]) {
 /// Consult the tables for `ip`: exits on a deny or trouble, else adjusts
 /// the environment for prog.
 fn check(ip: IpAddr, engines: &Engines) {
+    engines.prefetch_client(ip);
     let checked = decide(
         engines.store.as_ref(),
         engines.relay.as_ref(),

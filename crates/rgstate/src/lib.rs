@@ -294,9 +294,19 @@ pub struct Engines {
     pub relay: Box<dyn RelayTable>,
     /// Warnings to print once: invalid variables, each replaced as said.
     pub warnings: Vec<String>,
+    /// The connection to Redis, when `RELAYSTATE` names one.
+    redis: Option<std::sync::Arc<redis::Redis>>,
 }
 
 impl Engines {
+    /// Ask Redis, in one round trip, for what a connection from `ip` will
+    /// look up (its ban and its grant); nothing without Redis.
+    pub fn prefetch_client(&self, ip: IpAddr) {
+        if let Some(r) = &self.redis {
+            r.prefetch(&[redis::ip_key("ban", ip), redis::ip_key("relay", ip)]);
+        }
+    }
+
     /// The engines of the environment, grants fresh for
     /// `RELAY_CLEAR_MINUTES`.
     pub fn from_env() -> Engines {
@@ -325,12 +335,14 @@ impl Engines {
         let mut store: Box<dyn Store> = Box::new(local.clone());
         let mut relay: Box<dyn RelayTable> =
             Box::new(relay::DirTable::new(rgcore::paths::relaydir(), max_age));
+        let mut shared = None;
         if let Some(text) = env_text("RELAYSTATE") {
             match url::EngineUrl::parse(&text, url::Scheme::Redis) {
                 Ok(u) => {
                     let r = std::sync::Arc::new(redis::Redis::new(u, timeout));
                     store = Box::new(Shared::new(redis::RedisStore::new(r.clone()), local));
-                    relay = Box::new(redis::RedisTable::new(r, max_age));
+                    relay = Box::new(redis::RedisTable::new(r.clone(), max_age));
+                    shared = Some(r);
                 }
                 Err(why) => {
                     let why = format!("invalid RELAYSTATE: {why}");
@@ -357,6 +369,7 @@ impl Engines {
             store,
             relay,
             warnings,
+            redis: shared,
         }
     }
 }

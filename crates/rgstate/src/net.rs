@@ -71,7 +71,7 @@ pub const MAX_FRAME: usize = 16 * 1024 * 1024;
 impl Default for Reader {
     fn default() -> Self {
         Reader {
-            buf: Vec::with_capacity(4096),
+            buf: Vec::with_capacity(8192),
             start: 0,
         }
     }
@@ -90,7 +90,7 @@ impl Reader {
             self.start = 0;
         }
         let have = self.buf.len();
-        self.buf.resize(have + 8192, 0);
+        self.buf.resize(have + 4096, 0);
         let got = read_some(s, self.buf.get_mut(have..).unwrap_or_default(), deadline);
         let n = *got.as_ref().unwrap_or(&0);
         self.buf.truncate(have + n);

@@ -66,6 +66,8 @@ pub struct Redis {
     url: EngineUrl,
     timeout: Duration,
     link: Mutex<Link>,
+    /// Answers of [`Redis::prefetch`], each taken by the first GET of its key.
+    prefetched: Mutex<Vec<(String, Value)>>,
 }
 
 impl Redis {
@@ -75,6 +77,27 @@ impl Redis {
             url,
             timeout,
             link: Mutex::new(Link::Idle),
+            prefetched: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// GET `keys` in one round trip now, so that the next GET of each is
+    /// answered from memory (relaycheck asks for a client's ban and grant
+    /// at once: one round trip instead of two). A failure is remembered as
+    /// any other: the GETs then fail at once.
+    pub fn prefetch(&self, keys: &[String]) {
+        let reqs: Vec<Vec<&[u8]>> = keys
+            .iter()
+            .map(|k| vec![&b"GET"[..], k.as_bytes()])
+            .collect();
+        if let Ok(replies) = self.pipeline(&reqs) {
+            let mut cache = self.prefetched.lock().unwrap_or_else(|p| p.into_inner());
+            cache.extend(
+                keys.iter()
+                    .cloned()
+                    .zip(replies)
+                    .filter(|(_, v)| matches!(v, Value::Nil | Value::Bulk(_))),
+            );
         }
     }
 
@@ -117,12 +140,30 @@ impl Redis {
 
     /// One command.
     pub fn call(&self, args: &[&[u8]]) -> Result<Value, Error> {
+        if let Some(v) = self.from_prefetch(args) {
+            return Ok(v);
+        }
         let mut v = self.pipeline(&[args.to_vec()])?;
         let reply = v.pop().unwrap_or(Value::Nil);
         if let Value::Error(e) = &reply {
             return Err(self.unavailable(e));
         }
         Ok(reply)
+    }
+
+    /// A prefetched answer to `GET key`; any other command forgets them
+    /// all (it may change what they say).
+    fn from_prefetch(&self, args: &[&[u8]]) -> Option<Value> {
+        let mut cache = self.prefetched.lock().unwrap_or_else(|p| p.into_inner());
+        if cache.is_empty() {
+            return None;
+        }
+        let [b"GET", key] = args else {
+            cache.clear();
+            return None;
+        };
+        let i = cache.iter().position(|(k, _)| k.as_bytes() == *key)?;
+        Some(cache.swap_remove(i).1)
     }
 
     fn unavailable(&self, why: &str) -> Error {
@@ -167,7 +208,8 @@ fn key_name(kind: &str, key: &str) -> String {
     format!("rg:{kind}:#{}", crate::key::digest(key))
 }
 
-fn ip_key(kind: &str, ip: IpAddr) -> String {
+/// The key of `ip` in the name space `kind` (`relay`, `ban`).
+pub fn ip_key(kind: &str, ip: IpAddr) -> String {
     format!("rg:{kind}:{}", rgcore::ip::canonical(ip))
 }
 
