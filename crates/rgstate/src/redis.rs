@@ -140,7 +140,7 @@ impl Redis {
 
     /// One command.
     pub fn call(&self, args: &[&[u8]]) -> Result<Value, Error> {
-        if let Some(v) = self.from_prefetch(args) {
+        if let Some(v) = self.take_prefetched(args) {
             return Ok(v);
         }
         let mut v = self.pipeline(&[args.to_vec()])?;
@@ -153,7 +153,7 @@ impl Redis {
 
     /// A prefetched answer to `GET key`; any other command forgets them
     /// all (it may change what they say).
-    fn from_prefetch(&self, args: &[&[u8]]) -> Option<Value> {
+    fn take_prefetched(&self, args: &[&[u8]]) -> Option<Value> {
         let mut cache = self.prefetched.lock().unwrap_or_else(|p| p.into_inner());
         if cache.is_empty() {
             return None;
