@@ -71,8 +71,35 @@ impl Message {
                 eightbit: false,
             }
         };
+        m.small_in_memory()
+            .map_err(|e| Failure::io("read message", &e))?;
         m.scan().map_err(|e| Failure::io("read message", &e))?;
         Ok(m)
+    }
+
+    /// A message of at most one chunk (most mail) is read once, exactly
+    /// its size, and kept: the scan and every send then use that copy
+    /// instead of a pread into a fresh 128 KiB buffer each time.
+    fn small_in_memory(&mut self) -> io::Result<()> {
+        let Source::File { file, start } = &self.source else {
+            return Ok(());
+        };
+        let Ok(len) = usize::try_from(self.len) else {
+            return Ok(());
+        };
+        if len > CHUNK {
+            return Ok(());
+        }
+        let mut bytes = vec![0u8; len];
+        file.read_exact_at(&mut bytes, *start)
+            .map_err(|e| match e.kind() {
+                io::ErrorKind::UnexpectedEof => {
+                    io::Error::new(e.kind(), "message file shorter than expected")
+                }
+                _ => e,
+            })?;
+        self.source = Source::Memory(bytes);
+        Ok(())
     }
 
     fn from_pipe(mut file: File, spool: bool) -> Result<Message, Failure> {
