@@ -1,7 +1,7 @@
 //! IndiMail's MySQL relay table (SPEC section 9, `RELAYSQL`) on a real
-//! MariaDB started by the tests: a row inserted the way IndiMail's POP3/
-//! IMAP login inserts it grants relaying through two front-ends (tcpserver
-//! + relaycheck + smtpd on different 127.0.0.x addresses), relayallow
+//! MariaDB started by the tests: a row inserted the way IndiMail's POP3/IMAP
+//! login inserts it grants relaying through two front-ends (tcpserver,
+//! relaycheck and smtpd on different 127.0.0.x addresses), relayallow
 //! writes IndiMail's row (which IndiMail's own query then finds),
 //! clearopensmtp deletes the old rows, and the faults: MariaDB stopped,
 //! paused (SIGSTOP) and restarted, every connection answered within

@@ -31,9 +31,15 @@ fn check(ip: IpAddr, engines: &Engines) {
     );
     let checked = match checked {
         Ok(c) => c,
-        Err((_, e)) => {
+        Err((table, e)) => {
             reply(TROUBLE_REPLY);
-            die(PROG, &Failure::from(e));
+            let failure = match &e {
+                rgstate::Error::Io { source, .. } => {
+                    Failure::io(&format!("read table {table}"), source)
+                }
+                _ => Failure::from(e),
+            };
+            die(PROG, &failure);
         }
     };
     for w in &checked.warnings {
