@@ -111,7 +111,12 @@ impl Defences {
 
     /// State errors since the last call, one log text each.
     pub fn warnings(&mut self) -> Vec<String> {
-        std::mem::take(&mut self.warnings)
+        let mut w = std::mem::take(&mut self.warnings);
+        // a shared engine (RELAYSTATE) that failed says what it used instead
+        if let Some(s) = &self.store {
+            w.extend(s.notes());
+        }
+        w
     }
 
     fn warn(&mut self, rule: &str, e: &rgstate::Error) {
