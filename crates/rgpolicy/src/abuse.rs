@@ -11,11 +11,13 @@
 //! A `0` in the first field turns a limit off.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use rgcore::control;
 use rgcore::Failure;
+
+use crate::lazy::Lazy;
 
 /// `N SECONDS BAN`: N events from one client IP within SECONDS ban it for
 /// BAN seconds. `count` 0: off.
@@ -224,11 +226,11 @@ pub fn parse_threshold(line: &str, default: Threshold) -> Result<Threshold, Stri
 #[derive(Debug)]
 pub struct Abuse {
     dir: PathBuf,
-    authfailures: Option<Threshold>,
-    authdelay: Option<Duration>,
-    probelimits: Option<Threshold>,
-    sendlimits: Option<SendLimits>,
-    senders: Option<Senders>,
+    authfailures: Lazy<Threshold>,
+    authdelay: Lazy<Duration>,
+    probelimits: Lazy<Threshold>,
+    sendlimits: Lazy<SendLimits>,
+    senders: Lazy<Senders>,
 }
 
 fn unparsable(name: &str, why: &str) -> Failure {
@@ -243,75 +245,73 @@ impl Abuse {
     pub fn new(dir: PathBuf) -> Abuse {
         Abuse {
             dir,
-            authfailures: None,
-            authdelay: None,
-            probelimits: None,
-            sendlimits: None,
-            senders: None,
-        }
-    }
-
-    fn threshold(&self, name: &str, default: Threshold) -> Result<Threshold, Failure> {
-        match control::first_line(&self.dir, name)? {
-            None => Ok(default),
-            Some(l) => parse_threshold(&l, default).map_err(|e| unparsable(name, &e)),
+            authfailures: Lazy::new(),
+            authdelay: Lazy::new(),
+            probelimits: Lazy::new(),
+            sendlimits: Lazy::new(),
+            senders: Lazy::new(),
         }
     }
 
     /// `authfailures`, default `10 600 3600`.
     pub fn authfailures(&mut self) -> Result<Threshold, Failure> {
-        if let Some(t) = self.authfailures {
-            return Ok(t);
-        }
-        let t = self.threshold("authfailures", DEFAULT_AUTHFAILURES)?;
-        self.authfailures = Some(t);
-        Ok(t)
+        let dir = &self.dir;
+        let t = self
+            .authfailures
+            .get_or_try_init(|| threshold(dir, "authfailures", DEFAULT_AUTHFAILURES))?;
+        Ok(*t)
     }
 
     /// `probelimits`, default `30 600 3600`.
     pub fn probelimits(&mut self) -> Result<Threshold, Failure> {
-        if let Some(t) = self.probelimits {
-            return Ok(t);
-        }
-        let t = self.threshold("probelimits", DEFAULT_PROBELIMITS)?;
-        self.probelimits = Some(t);
-        Ok(t)
+        let dir = &self.dir;
+        let t = self
+            .probelimits
+            .get_or_try_init(|| threshold(dir, "probelimits", DEFAULT_PROBELIMITS))?;
+        Ok(*t)
     }
 
     /// `authdelay` (MAXSECONDS), default 15; zero: no delay.
     pub fn authdelay(&mut self) -> Result<Duration, Failure> {
-        if let Some(d) = self.authdelay {
-            return Ok(d);
-        }
-        let d = control::number(&self.dir, "authdelay")?
-            .map(Duration::from_secs)
-            .unwrap_or(DEFAULT_AUTHDELAY);
-        self.authdelay = Some(d);
-        Ok(d)
+        let dir = &self.dir;
+        let d = self.authdelay.get_or_try_init(|| {
+            Ok(control::number(dir, "authdelay")?
+                .map(Duration::from_secs)
+                .unwrap_or(DEFAULT_AUTHDELAY))
+        })?;
+        Ok(*d)
     }
 
     /// `sendlimits`, default `default 1000 86400`.
     pub fn sendlimits(&mut self) -> Result<&SendLimits, Failure> {
-        if self.sendlimits.is_none() {
-            let s = match control::lines(&self.dir, "sendlimits")? {
-                None => SendLimits::default(),
-                Some(l) => SendLimits::parse(&l).map_err(|e| unparsable("sendlimits", &e))?,
-            };
-            self.sendlimits = Some(s);
-        }
-        Ok(self.sendlimits.get_or_insert_with(SendLimits::default))
+        let dir = &self.dir;
+        let s = self
+            .sendlimits
+            .get_or_try_init(|| match control::lines(dir, "sendlimits")? {
+                None => Ok(SendLimits::default()),
+                Some(l) => SendLimits::parse(&l).map_err(|e| unparsable("sendlimits", &e)),
+            })?;
+        Ok(s)
     }
 
     /// `senders`; absent: every login may use only itself.
     pub fn senders(&mut self) -> Result<&Senders, Failure> {
-        if self.senders.is_none() {
-            let s = match control::lines(&self.dir, "senders")? {
-                None => Senders::default(),
-                Some(l) => Senders::parse(&l).map_err(|e| unparsable("senders", &e))?,
-            };
-            self.senders = Some(s);
-        }
-        Ok(self.senders.get_or_insert_with(Senders::default))
+        let dir = &self.dir;
+        let s = self
+            .senders
+            .get_or_try_init(|| match control::lines(dir, "senders")? {
+                None => Ok(Senders::default()),
+                Some(l) => Senders::parse(&l).map_err(|e| unparsable("senders", &e)),
+            })?;
+        Ok(s)
+    }
+}
+
+/// A threshold file of `dir`, `default` when absent.
+fn threshold(dir: &Path, name: &str, default: Threshold) -> Result<Threshold, Failure> {
+    match control::first_line(dir, name)? {
+        None => Ok(default),
+        Some(l) => parse_threshold(&l, default).map_err(|e| unparsable(name, &e)),
     }
 }
 

@@ -4,9 +4,9 @@
 //! accessor needs it, and then once per session (errors are not cached: the
 //! caller answers `421` and ends the session anyway). Three states as qmail:
 //! absent means the documented default, unreadable is an `Err` (temporary).
-//! Where a file has a compiled `.cdb` beside it, the cdb is used and the text
-//! file ignored; the cdbs are read with `pread` (small ones in memory), so a
-//! large table costs a few lookups, not a load.
+//! Where a list has a compiled `.cdb` beside its text, [`form`] is the one
+//! rule for which of the two is read; the cdbs are read with `pread` (small
+//! ones in memory), so a large table costs a few lookups, not a load.
 
 use std::collections::HashSet;
 use std::fs;
@@ -22,6 +22,7 @@ use rgcore::ip::{canonical, parse_rule_net};
 use rgcore::Failure;
 
 use crate::domains::DomainText;
+use crate::lazy::Lazy;
 
 /// Default for `me` when the file is absent.
 pub const DEFAULT_ME: &str = "localhost";
@@ -82,34 +83,67 @@ impl Db {
     }
 }
 
-/// Where `rcpthosts` is read from: its text, or `rcpthosts.cdb` (built by
-/// `mkcdb rcpthosts`) while that is at least as new as the text.
+/// What a match in a list does: the one thing [`form`] needs to know to
+/// keep a cdb from ever widening what the text says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Effect {
+    /// A match lets mail in or through (rcpthosts, relayclients,
+    /// relaymailfrom).
+    Grants,
+    /// A match refuses (recipients: an unlisted user; badmailfrom,
+    /// badrcptto).
+    Refuses,
+}
+
+/// Which form of a list is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Form {
+    /// Neither is in force: the list's documented default.
+    Absent,
+    /// The text file.
+    Text,
+    /// `NAME.cdb`, built by `mkcdb NAME`.
+    Cdb,
+}
+
+/// The one rule for a list `NAME` with a compiled `NAME.cdb`: the text is
+/// the truth and the cdb its fast copy, read while it is at least as new as
+/// the text, so an edit takes effect at once (as text until `mkcdb NAME`
+/// runs again). A cdb without its text is read only for a list that
+/// refuses (a front end given only the cdb still refuses what it lists);
+/// a list that grants is absent without its text, whatever a leftover cdb
+/// says. So a stale or orphaned cdb never grants more than the text.
+pub(crate) fn form(dir: &Path, name: &str, effect: Effect) -> Result<Form, Failure> {
+    // the cdb first: in the common case (none) that is one failed stat
+    // before the text is read, as before the cdbs existed
+    let Some(cdb_time) = control::mtime(dir, &format!("{name}.cdb"))? else {
+        return Ok(Form::Text);
+    };
+    Ok(match (control::mtime(dir, name)?, effect) {
+        (Some(text_time), _) if cdb_time >= text_time => Form::Cdb,
+        (Some(_), _) => Form::Text,
+        (None, Effect::Refuses) => Form::Cdb,
+        (None, Effect::Grants) => Form::Absent,
+    })
+}
+
+/// Where `rcpthosts` is read from (see [`form`]).
 enum Rcpthosts {
     Text(DomainText),
     Cdb(Box<Db>),
 }
 
-/// `rcpthosts`, from its cdb when that is fresh. A large text file would
-/// cost every session a read and a scan of the whole list; the cdb costs a
-/// few `pread`s. The text stays the truth: without it no domain is ours
-/// (whatever a leftover cdb says), and a text edited after the cdb was built
-/// is read as text until `mkcdb rcpthosts` runs again, so an edit takes
-/// effect at once either way.
+/// `rcpthosts` in the form [`form`] picks. A large text file would cost
+/// every session a read and a scan of the whole list; the cdb costs a few
+/// `pread`s. `None`: absent (no domain is ours).
 fn load_rcpthosts(dir: &Path) -> Result<Option<Rcpthosts>, Failure> {
-    // the cdb first: in the common case (none) that is one failed stat
-    // before the text is read, as before the cdb existed
-    if let Some(cdb_time) = control::mtime(dir, "rcpthosts.cdb")? {
-        match control::mtime(dir, "rcpthosts")? {
-            None => return Ok(None),
-            Some(text_time) if cdb_time >= text_time => {
-                if let Some(db) = Db::open(dir, "rcpthosts.cdb")? {
-                    return Ok(Some(Rcpthosts::Cdb(Box::new(db))));
-                }
-            }
-            Some(_) => {}
+    Ok(match form(dir, "rcpthosts", Effect::Grants)? {
+        Form::Absent => None,
+        Form::Cdb => Db::open(dir, "rcpthosts.cdb")?.map(|db| Rcpthosts::Cdb(Box::new(db))),
+        Form::Text => {
+            control::read_raw(dir, "rcpthosts")?.map(|t| Rcpthosts::Text(DomainText::new(t)))
         }
-    }
-    Ok(control::read_raw(dir, "rcpthosts")?.map(|t| Rcpthosts::Text(DomainText::new(t))))
+    })
 }
 
 /// An address list in badmailfrom syntax: `user@host`, `@host`, and (when
@@ -181,24 +215,25 @@ impl std::fmt::Display for Note {
 pub struct Controls {
     dir: PathBuf,
     databytes_env: Option<String>,
-    me: Option<String>,
-    greeting: Option<String>,
-    localiphost: Option<String>,
-    databytes: Option<u64>,
-    maxrcpt: Option<usize>,
-    timeout: Option<Duration>,
-    /// `None`: not read yet; `Some(None)`: absent.
-    rcpthosts: Option<Option<Rcpthosts>>,
-    morercpthosts: Option<Option<Db>>,
+    me: Lazy<String>,
+    greeting: Lazy<String>,
+    localiphost: Lazy<String>,
+    databytes: Lazy<u64>,
+    maxrcpt: Lazy<usize>,
+    timeout: Lazy<Duration>,
+    /// `None` once read: absent.
+    rcpthosts: Lazy<Option<Rcpthosts>>,
+    morercpthosts: Lazy<Option<Db>>,
+    /// The last address asked about and its answer (one client a session).
     relayclients: Option<(IpAddr, Option<String>)>,
-    relaydomains: Option<DomainSet>,
-    relayrules: Option<Vec<RelayRule>>,
-    relaymailfrom: Option<List>,
-    badmailfrom: Option<List>,
-    badrcptto: Option<List>,
-    users: Option<Option<Db>>,
+    relaydomains: Lazy<DomainSet>,
+    relayrules: Lazy<Vec<RelayRule>>,
+    relaymailfrom: Lazy<List>,
+    badmailfrom: Lazy<List>,
+    badrcptto: Lazy<List>,
+    users: Lazy<Option<Db>>,
     /// `recipients(.cdb)`, read at the first local recipient.
-    pub(crate) recipients: Option<crate::recipients::Source>,
+    recipients: Lazy<crate::recipients::Source>,
     notes: Vec<Note>,
 }
 
@@ -215,22 +250,22 @@ impl Controls {
         Controls {
             dir,
             databytes_env,
-            me: None,
-            greeting: None,
-            localiphost: None,
-            databytes: None,
-            maxrcpt: None,
-            timeout: None,
-            rcpthosts: None,
-            morercpthosts: None,
+            me: Lazy::new(),
+            greeting: Lazy::new(),
+            localiphost: Lazy::new(),
+            databytes: Lazy::new(),
+            maxrcpt: Lazy::new(),
+            timeout: Lazy::new(),
+            rcpthosts: Lazy::new(),
+            morercpthosts: Lazy::new(),
             relayclients: None,
-            relaydomains: None,
-            relayrules: None,
-            relaymailfrom: None,
-            badmailfrom: None,
-            badrcptto: None,
-            users: None,
-            recipients: None,
+            relaydomains: Lazy::new(),
+            relayrules: Lazy::new(),
+            relaymailfrom: Lazy::new(),
+            badmailfrom: Lazy::new(),
+            badrcptto: Lazy::new(),
+            users: Lazy::new(),
+            recipients: Lazy::new(),
             notes: Vec::new(),
         }
     }
@@ -248,109 +283,102 @@ impl Controls {
 
     /// `me`, default `localhost`.
     pub fn me(&mut self) -> Result<String, Failure> {
-        if self.me.is_none() {
-            let v = control::first_line(&self.dir, "me")?;
-            self.me = Some(v.unwrap_or_else(|| DEFAULT_ME.to_string()));
-        }
-        Ok(self.me.clone().unwrap_or_default())
+        me(&mut self.me, &self.dir)
     }
 
     /// `smtpgreeting`, default `me`.
     pub fn greeting(&mut self) -> Result<String, Failure> {
-        if self.greeting.is_none() {
-            let v = match control::first_line(&self.dir, "smtpgreeting")? {
-                Some(g) => g,
-                None => self.me()?,
-            };
-            self.greeting = Some(v);
-        }
-        Ok(self.greeting.clone().unwrap_or_default())
+        let (dir, m) = (&self.dir, &mut self.me);
+        let v =
+            self.greeting
+                .get_or_try_init(|| match control::first_line(dir, "smtpgreeting")? {
+                    Some(g) => Ok(g),
+                    None => me(m, dir),
+                })?;
+        Ok(v.clone())
     }
 
     /// `localiphost`, default `me`.
     pub fn localiphost(&mut self) -> Result<String, Failure> {
-        if self.localiphost.is_none() {
-            let v = match control::first_line(&self.dir, "localiphost")? {
-                Some(h) => h,
-                None => self.me()?,
-            };
-            self.localiphost = Some(v);
-        }
-        Ok(self.localiphost.clone().unwrap_or_default())
+        let (dir, m) = (&self.dir, &mut self.me);
+        let v = self.localiphost.get_or_try_init(|| {
+            match control::first_line(dir, "localiphost")? {
+                Some(h) => Ok(h),
+                None => me(m, dir),
+            }
+        })?;
+        Ok(v.clone())
     }
 
     /// Largest message in bytes, 0 = no limit. `DATABYTES` overrides the
     /// file; a value that is not a number is a temporary failure.
     pub fn databytes(&mut self) -> Result<u64, Failure> {
-        if let Some(v) = self.databytes {
-            return Ok(v);
-        }
-        let v = match &self.databytes_env {
+        let (dir, env) = (&self.dir, &self.databytes_env);
+        let v = self.databytes.get_or_try_init(|| match env {
             Some(env) => env
                 .trim()
                 .parse::<u64>()
-                .map_err(|_| Failure::temp("unable to parse DATABYTES: not a number"))?,
-            None => control::number(&self.dir, "databytes")?.unwrap_or(0),
-        };
-        self.databytes = Some(v);
-        Ok(v)
+                .map_err(|_| Failure::temp("unable to parse DATABYTES: not a number")),
+            None => Ok(control::number(dir, "databytes")?.unwrap_or(0)),
+        })?;
+        Ok(*v)
     }
 
     /// Recipients per message, default 100; `0` in the file means no limit
     /// (returned as `usize::MAX`).
     pub fn maxrcpt(&mut self) -> Result<usize, Failure> {
-        if let Some(v) = self.maxrcpt {
-            return Ok(v);
-        }
-        let v = match control::number(&self.dir, "maxrcpt")? {
-            None => DEFAULT_MAXRCPT,
-            Some(0) => usize::MAX,
-            Some(n) => usize::try_from(n).unwrap_or(usize::MAX),
-        };
-        self.maxrcpt = Some(v);
-        Ok(v)
+        let dir = &self.dir;
+        let v = self.maxrcpt.get_or_try_init(|| {
+            Ok(match control::number(dir, "maxrcpt")? {
+                None => DEFAULT_MAXRCPT,
+                Some(0) => usize::MAX,
+                Some(n) => usize::try_from(n).unwrap_or(usize::MAX),
+            })
+        })?;
+        Ok(*v)
     }
 
     /// `timeoutsmtpd` in seconds, default 1200; `0` means the default.
     pub fn timeout(&mut self) -> Result<Duration, Failure> {
-        if let Some(v) = self.timeout {
-            return Ok(v);
-        }
-        let secs = match control::number(&self.dir, "timeoutsmtpd")? {
-            None | Some(0) => DEFAULT_TIMEOUT,
-            Some(n) => n,
-        };
-        let v = Duration::from_secs(secs);
-        self.timeout = Some(v);
-        Ok(v)
+        let dir = &self.dir;
+        let v = self.timeout.get_or_try_init(|| {
+            let secs = match control::number(dir, "timeoutsmtpd")? {
+                None | Some(0) => DEFAULT_TIMEOUT,
+                Some(n) => n,
+            };
+            Ok(Duration::from_secs(secs))
+        })?;
+        Ok(*v)
     }
 
     /// Is `domain` (any case, one trailing dot allowed) in `rcpthosts`?
     /// Missing rcpthosts: no domain is. A fresh `rcpthosts.cdb` answers for
     /// the text (see `load_rcpthosts`).
     pub fn in_rcpthosts(&mut self, domain: &str) -> Result<bool, Failure> {
-        if self.rcpthosts.is_none() {
-            let loaded = load_rcpthosts(&self.dir)?;
+        let (dir, notes) = (&self.dir, &mut self.notes);
+        let loaded = self.rcpthosts.get_or_try_init(|| {
+            let loaded = load_rcpthosts(dir)?;
             if loaded.is_none() {
-                self.notes.push(rcpthosts_note(&self.dir));
+                notes.push(rcpthosts_note(dir));
             }
-            self.rcpthosts = Some(loaded);
-        }
+            Ok(loaded)
+        })?;
         let d = normalize_domain(domain);
-        match &mut self.rcpthosts {
-            Some(Some(Rcpthosts::Text(text))) => Ok(text.contains(&d)),
-            Some(Some(Rcpthosts::Cdb(db))) => db.has_domain(&d, "rcpthosts.cdb"),
-            _ => Ok(false),
+        match loaded {
+            Some(Rcpthosts::Text(text)) => Ok(text.contains(&d)),
+            Some(Rcpthosts::Cdb(db)) => db.has_domain(&d, "rcpthosts.cdb"),
+            None => Ok(false),
         }
     }
 
     /// Is `domain` in `morercpthosts.cdb` (the domain or one of its `.suffix`
     /// forms, qmail's lookup)? Absent: no.
     pub fn in_morercpthosts(&mut self, domain: &str) -> Result<bool, Failure> {
-        if self.morercpthosts.is_none() {
-            self.morercpthosts = Some(Db::open(&self.dir, "morercpthosts.cdb")?);
-        }
-        let Some(Some(db)) = &self.morercpthosts else {
+        let dir = &self.dir;
+        let loaded = self
+            .morercpthosts
+            .get_or_try_init(|| Db::open(dir, "morercpthosts.cdb"))?;
+        let Some(db) = loaded else {
             return Ok(false);
         };
         db.has_domain(&normalize_domain(domain), "morercpthosts.cdb")
@@ -362,7 +390,7 @@ impl Controls {
     }
 
     /// The value of the longest `relayclients` entry containing `ip`
-    /// (`relayclients.cdb` when present, else the text); `None`: no entry.
+    /// (the form [`form`] picks); `None`: no entry.
     pub fn relayclient_value(&mut self, ip: IpAddr) -> Result<Option<String>, Failure> {
         let ip = rgcore::ip::fold(ip);
         if let Some((cached, v)) = &self.relayclients {
@@ -370,9 +398,13 @@ impl Controls {
                 return Ok(v.clone());
             }
         }
-        let v = match Db::open(&self.dir, "relayclients.cdb")? {
-            Some(db) => relayclients_cdb(&db, ip)?,
-            None => match control::read_raw(&self.dir, "relayclients")? {
+        let v = match form(&self.dir, "relayclients", Effect::Grants)? {
+            Form::Absent => None,
+            Form::Cdb => match Db::open(&self.dir, "relayclients.cdb")? {
+                Some(db) => relayclients_cdb(&db, ip)?,
+                None => None,
+            },
+            Form::Text => match control::read_raw(&self.dir, "relayclients")? {
                 Some(bytes) => relayclients_text(&bytes, ip),
                 None => None,
             },
@@ -387,11 +419,12 @@ impl Controls {
         if host.is_empty() || host.eq_ignore_ascii_case("unknown") {
             return Ok(false);
         }
-        if self.relaydomains.is_none() {
-            let lines = control::lines(&self.dir, "relaydomains")?.unwrap_or_default();
-            self.relaydomains = Some(DomainSet::from_lines(lines));
-        }
-        Ok(self.relaydomains.as_ref().is_some_and(|s| s.contains(host)))
+        let dir = &self.dir;
+        let set = self.relaydomains.get_or_try_init(|| {
+            let lines = control::lines(dir, "relaydomains")?.unwrap_or_default();
+            Ok(DomainSet::from_lines(lines))
+        })?;
+        Ok(set.contains(host))
     }
 
     /// Does a `relayrules` line hold `sender` (`local@domain`, its domain
@@ -402,14 +435,14 @@ impl Controls {
         domain: &str,
         ip: IpAddr,
     ) -> Result<bool, Failure> {
-        if self.relayrules.is_none() {
-            let lines = control::lines(&self.dir, "relayrules")?.unwrap_or_default();
-            self.relayrules = Some(lines.iter().filter_map(|l| parse_relayrule(l)).collect());
-        }
+        let dir = &self.dir;
+        let rules = self.relayrules.get_or_try_init(|| {
+            let lines = control::lines(dir, "relayrules")?.unwrap_or_default();
+            Ok(lines.iter().filter_map(|l| parse_relayrule(l)).collect())
+        })?;
         let sender = sender.to_ascii_lowercase();
         let at_domain = format!("@{}", normalize_domain(domain));
         let ip = rgcore::ip::fold(ip);
-        let rules = self.relayrules.as_deref().unwrap_or_default();
         Ok(rules.iter().any(|r| {
             (r.sender == sender || r.sender == at_domain) && r.nets.iter().any(|n| n.contains(&ip))
         }))
@@ -417,20 +450,30 @@ impl Controls {
 
     /// Does `relaymailfrom(.cdb)` hold the sender (`user@domain` or `@domain`)?
     pub fn in_relaymailfrom(&mut self, sender: &str, domain: &str) -> Result<bool, Failure> {
-        let list = load_list(&mut self.relaymailfrom, &self.dir, "relaymailfrom")?;
+        let list = load_list(
+            &mut self.relaymailfrom,
+            &self.dir,
+            "relaymailfrom",
+            Effect::Grants,
+        )?;
         list_has(list, "relaymailfrom", sender, domain, false)
     }
 
     /// Does `badmailfrom(.cdb)` refuse the sender (`user@host`, `@host`,
     /// `@*suffix`)?
     pub fn in_badmailfrom(&mut self, sender: &str, domain: &str) -> Result<bool, Failure> {
-        let list = load_list(&mut self.badmailfrom, &self.dir, "badmailfrom")?;
+        let list = load_list(
+            &mut self.badmailfrom,
+            &self.dir,
+            "badmailfrom",
+            Effect::Refuses,
+        )?;
         list_has(list, "badmailfrom", sender, domain, true)
     }
 
     /// Does `badrcptto(.cdb)` refuse the recipient (same syntax)?
     pub fn in_badrcptto(&mut self, rcpt: &str, domain: &str) -> Result<bool, Failure> {
-        let list = load_list(&mut self.badrcptto, &self.dir, "badrcptto")?;
+        let list = load_list(&mut self.badrcptto, &self.dir, "badrcptto", Effect::Refuses)?;
         list_has(list, "badrcptto", rcpt, domain, true)
     }
 
@@ -441,13 +484,11 @@ impl Controls {
         local: &str,
         domain: &str,
     ) -> Result<crate::recipients::Listing, Failure> {
-        if self.recipients.is_none() {
-            self.recipients = Some(crate::recipients::Source::load(&self.dir)?);
-        }
-        match &self.recipients {
-            Some(src) => src.listing(local, domain),
-            None => Ok(crate::recipients::Listing::Unlisted),
-        }
+        let dir = &self.dir;
+        let src = self
+            .recipients
+            .get_or_try_init(|| crate::recipients::Source::load(dir))?;
+        src.listing(local, domain)
     }
 
     /// Does `users.cdb` hold accounts of `domain` (key `@domain`)?
@@ -465,12 +506,10 @@ impl Controls {
     }
 
     fn users_get(&mut self, key: &str) -> Result<Option<Vec<u8>>, Failure> {
-        if self.users.is_none() {
-            self.users = Some(Db::open(&self.dir, "users.cdb")?);
-        }
-        match &self.users {
-            Some(Some(db)) => db.get(key.as_bytes(), "users.cdb"),
-            _ => Ok(None),
+        let dir = &self.dir;
+        match self.users.get_or_try_init(|| Db::open(dir, "users.cdb"))? {
+            Some(db) => db.get(key.as_bytes(), "users.cdb"),
+            None => Ok(None),
         }
     }
 }
@@ -571,18 +610,35 @@ fn parse_relayrule(line: &str) -> Option<RelayRule> {
     })
 }
 
-fn load_list<'a>(slot: &'a mut Option<List>, dir: &Path, name: &str) -> Result<&'a List, Failure> {
-    if slot.is_none() {
-        let list = match Db::open(dir, &format!("{name}.cdb"))? {
-            Some(db) => List::Cdb(Box::new(db)),
-            None => match control::lines(dir, name)? {
+/// `me` for `Controls::me` and the values that default to it.
+fn me(slot: &mut Lazy<String>, dir: &Path) -> Result<String, Failure> {
+    let v = slot.get_or_try_init(|| {
+        Ok(control::first_line(dir, "me")?.unwrap_or_else(|| DEFAULT_ME.to_string()))
+    })?;
+    Ok(v.clone())
+}
+
+/// An address list in the form [`form`] picks, read once.
+fn load_list<'a>(
+    slot: &'a mut Lazy<List>,
+    dir: &Path,
+    name: &str,
+    effect: Effect,
+) -> Result<&'a List, Failure> {
+    let list = slot.get_or_try_init(|| {
+        Ok(match form(dir, name, effect)? {
+            Form::Absent => List::Absent,
+            Form::Cdb => match Db::open(dir, &format!("{name}.cdb"))? {
+                Some(db) => List::Cdb(Box::new(db)),
+                None => List::Absent,
+            },
+            Form::Text => match control::lines(dir, name)? {
                 Some(lines) => List::Text(AddrList::from_lines(&lines)),
                 None => List::Absent,
             },
-        };
-        *slot = Some(list);
-    }
-    Ok(slot.get_or_insert(List::Absent))
+        })
+    })?;
+    Ok(list)
 }
 
 /// Does the list hold `addr` (`user@domain`), `@domain`, or with
@@ -633,5 +689,58 @@ fn list_has(
             }
             Ok(false)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::SystemTime;
+
+    fn dir(tag: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("rgpolicy-form-{tag}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&d);
+        fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    fn write_aged(d: &Path, name: &str, secs_ago: u64) {
+        let p = d.join(name);
+        fs::write(&p, b"x\n").unwrap();
+        let t = SystemTime::now() - Duration::from_secs(secs_ago);
+        fs::File::options()
+            .write(true)
+            .open(&p)
+            .unwrap()
+            .set_modified(t)
+            .unwrap();
+    }
+
+    #[test]
+    fn one_rule_for_text_and_cdb() {
+        let d = dir("rule");
+        for effect in [Effect::Grants, Effect::Refuses] {
+            assert_eq!(form(&d, "l", effect).unwrap(), Form::Text, "nothing");
+        }
+        write_aged(&d, "l", 60);
+        write_aged(&d, "l.cdb", 0);
+        assert_eq!(form(&d, "l", Effect::Grants).unwrap(), Form::Cdb, "fresh");
+        write_aged(&d, "l.cdb", 120);
+        assert_eq!(form(&d, "l", Effect::Grants).unwrap(), Form::Text, "stale");
+        assert_eq!(form(&d, "l", Effect::Refuses).unwrap(), Form::Text, "stale");
+        fs::remove_file(d.join("l")).unwrap();
+        assert_eq!(form(&d, "l", Effect::Grants).unwrap(), Form::Absent);
+        assert_eq!(form(&d, "l", Effect::Refuses).unwrap(), Form::Cdb);
+        let _ = fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn an_orphaned_relayclients_cdb_grants_nothing() {
+        let d = dir("orphan");
+        fs::write(d.join("relayclients.cdb"), b"").unwrap();
+        let mut c = Controls::with_databytes_env(d.clone(), None);
+        let ip: IpAddr = "127.0.0.1".parse().unwrap();
+        assert_eq!(c.relayclient_value(ip).unwrap(), None);
+        let _ = fs::remove_dir_all(&d);
     }
 }

@@ -16,6 +16,7 @@ pub mod addr;
 pub mod controls;
 pub mod decide;
 mod domains;
+mod lazy;
 pub mod recipients;
 
 pub use rgcore::Failure;

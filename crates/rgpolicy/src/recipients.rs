@@ -8,10 +8,9 @@
 //! lower-cased with one trailing dot of the domain dropped, and for every
 //! domain with entries a marker key, the bare domain (no entry lacks its
 //! `@`), so "does this domain have entries" is one lookup. Local parts are
-//! compared without regard to ASCII case, as mkcdb lower-cases them. The
-//! cdb is used while it is at least as new as the text (or there is no
-//! text): an address added to the text counts at once, never refused by a
-//! stale cdb. The LMTP probe (`recipientcheck`) is smtpd's: it needs I/O.
+//! compared without regard to ASCII case, as mkcdb lower-cases them. Text
+//! or cdb as [`crate::controls::form`] says for a list that refuses: an
+//! address added to the text counts at once, never refused by a stale cdb. The LMTP probe (`recipientcheck`) is smtpd's: it needs I/O.
 
 use std::collections::HashSet;
 use std::fs;
@@ -23,7 +22,7 @@ use rgcore::control::{self, normalize_domain};
 use rgcore::Failure;
 
 use crate::addr::{literal_ip, Path as Rcpt};
-use crate::controls::Controls;
+use crate::controls::{form, Controls, Effect, Form};
 use crate::decide::{is_our_ip, Client, Rule};
 
 /// cdbs up to this size are read into memory at first use.
@@ -87,19 +86,15 @@ fn entry_key(line: &str) -> Option<String> {
 impl Source {
     /// Read `recipients.cdb` (while fresh) or `recipients` from `dir`.
     pub(crate) fn load(dir: &Path) -> Result<Source, Failure> {
-        if let Some(cdb_time) = control::mtime(dir, "recipients.cdb")? {
-            let fresh = match control::mtime(dir, "recipients")? {
-                None => true,
-                Some(text_time) => cdb_time >= text_time,
-            };
-            if fresh {
-                return open_cdb(&dir.join("recipients.cdb"));
-            }
+        // a list that refuses: its cdb counts even without the text
+        match form(dir, "recipients", Effect::Refuses)? {
+            Form::Absent => Ok(Source::Absent),
+            Form::Cdb => open_cdb(&dir.join("recipients.cdb")),
+            Form::Text => Ok(match control::read_raw(dir, "recipients")? {
+                Some(bytes) => Source::Text(Text::parse(&bytes)),
+                None => Source::Absent,
+            }),
         }
-        Ok(match control::read_raw(dir, "recipients")? {
-            Some(bytes) => Source::Text(Text::parse(&bytes)),
-            None => Source::Absent,
-        })
     }
 
     /// The list's answer for `local@domain` (domain already normalised).
