@@ -335,8 +335,7 @@ mod tests {
 
     #[test]
     fn make_keeps_old_database_on_bad_input() {
-        let dir = std::env::temp_dir().join(format!("cdbmake-unit-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = rgcore::testing::TempDir::new("cdbmake-unit").unwrap();
         let (db, tmp) = (dir.join("t.cdb"), dir.join("t.tmp"));
         make(&db, &tmp, &b"+1,1:k->v\n\n"[..]).unwrap();
         let before = std::fs::read(&db).unwrap();
@@ -347,6 +346,5 @@ mod tests {
         assert!(!tmp.exists());
         let cdb = rgcdb::Cdb::open(&db).unwrap();
         assert_eq!(cdb.get(b"k").unwrap().unwrap(), b"v");
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -142,9 +142,7 @@ mod tests {
 
     #[test]
     fn authenticate_answers() {
-        let d = std::env::temp_dir().join(format!("checkpassword-lib-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
+        let d = rgcore::testing::TempDir::new("checkpassword-lib").unwrap();
         let joe = Account::new("joe@x.org", b"pw", true, Some("/home/joe".into())).unwrap();
         let l = store::lock(&d).unwrap();
         store::save(&d, &[joe], &l).unwrap();
@@ -164,7 +162,6 @@ mod tests {
         let gone = d.join("nowhere");
         let w = missing_users(&gone).unwrap();
         assert!(w.contains("nowhere/users.cdb missing"), "{w}");
-        std::fs::remove_dir_all(&d).unwrap();
     }
 
     #[test]

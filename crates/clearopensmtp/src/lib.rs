@@ -131,7 +131,8 @@ mod tests {
 
     #[test]
     fn report_line_and_missing_table() {
-        let dir = std::env::temp_dir().join(format!("clearopensmtp-none-{}", std::process::id()));
+        let tmp = rgcore::testing::TempDir::new("clearopensmtp-none").unwrap();
+        let dir = tmp.join("none");
         let line = clear_table(Table::Relay, &dir, Duration::from_secs(60)).unwrap();
         assert!(
             line.starts_with("table=relay dir=") && line.ends_with(" removed=0 kept=0"),
@@ -142,7 +143,7 @@ mod tests {
     #[test]
     fn deny_keeps_live_bans_and_state_drops_expired_counters() {
         use rgstate::Store;
-        let root = std::env::temp_dir().join(format!("clearopensmtp-t-{}", std::process::id()));
+        let root = rgcore::testing::TempDir::new("clearopensmtp-t").unwrap();
         let (deny, state) = (root.join("deny"), root.join("state"));
         std::fs::create_dir_all(&deny).unwrap();
         std::fs::create_dir_all(&state).unwrap();
@@ -161,6 +162,5 @@ mod tests {
             line.starts_with("table=state ") && line.ends_with(" removed=1 kept=1"),
             "{line}"
         );
-        std::fs::remove_dir_all(root).unwrap();
     }
 }

@@ -83,8 +83,7 @@ mod tests {
 
     #[test]
     fn defaults_and_bad_files() {
-        let dir = std::env::temp_dir().join(format!("deliver-config-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = rgcore::testing::TempDir::new("deliver-config").unwrap();
         std::fs::write(dir.join("me"), "mx.example.org\n").unwrap();
         let c = Config::read(&dir).unwrap();
         assert_eq!(c.bouncefrom, "MAILER-DAEMON@mx.example.org");
@@ -98,6 +97,5 @@ mod tests {
         assert!(e.msg.contains("smtproutes line 1"), "{}", e.msg);
         std::fs::write(dir.join("smtproutes"), ":smart.test:2525\n").unwrap();
         assert_eq!(Config::read(&dir).unwrap().concurrency, 3);
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -4,11 +4,8 @@ use super::*;
 use std::fs;
 use std::time::Duration;
 
-fn dir(tag: &str) -> std::path::PathBuf {
-    let d = std::env::temp_dir().join(format!("relayaudit-{tag}-{}", std::process::id()));
-    let _ = fs::remove_dir_all(&d);
-    fs::create_dir_all(&d).unwrap();
-    d
+fn dir(tag: &str) -> rgcore::testing::TempDir {
+    rgcore::testing::TempDir::new(&format!("relayaudit-{tag}")).unwrap()
 }
 
 fn opts(d: &Path) -> Options {
@@ -37,7 +34,6 @@ fn empty_dir_says_no_domain() {
     let t = r.text();
     assert!(t.contains("rcpthosts: missing: the server accepts mail for no domain"));
     assert!(t.contains("stale: none"));
-    fs::remove_dir_all(&d).unwrap();
 }
 
 #[test]
@@ -64,7 +60,6 @@ fn older_cdb_is_stale() {
     assert!(t.contains("stale: morercpthosts has no morercpthosts.cdb"));
     assert!(t.contains("rcpthosts: 1 domains"));
     assert!(t.contains("relayclients: 1 entries in relayclients.cdb"));
-    fs::remove_dir_all(&d).unwrap();
 }
 
 #[test]
@@ -83,7 +78,6 @@ fn relayclient_rules_listed() {
         t.contains("tcp.smtp.cdb: RELAYCLIENT set for: 127.0.0.1\n"),
         "{t}"
     );
-    fs::remove_dir_all(&d).unwrap();
 }
 
 #[test]
@@ -104,7 +98,6 @@ fn users_cdb_counts_accounts_not_domain_keys() {
         t.contains("users.cdb: 3 accounts in 2 domains: SMTP AUTH users may relay\n"),
         "{t}"
     );
-    fs::remove_dir_all(&d).unwrap();
 }
 
 #[test]
@@ -118,5 +111,4 @@ fn corrupt_cdb_is_an_error() {
             .starts_with("unable to read badmailfrom.cdb: corrupt cdb"),
         "{e}"
     );
-    fs::remove_dir_all(&d).unwrap();
 }

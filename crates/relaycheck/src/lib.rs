@@ -165,9 +165,8 @@ mod tests {
         decide(&store, &table, ip, set, SystemTime::now()).map(|c| c.decision)
     }
 
-    fn dirs(tag: &str) -> (PathBuf, PathBuf, PathBuf) {
-        let root = std::env::temp_dir().join(format!("relaycheck-{tag}-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&root);
+    fn dirs(tag: &str) -> (rgcore::testing::TempDir, PathBuf, PathBuf) {
+        let root = rgcore::testing::TempDir::new(&format!("relaycheck-{tag}")).unwrap();
         let (r, d) = (root.join("relay"), root.join("deny"));
         fs::create_dir_all(&r).unwrap();
         fs::create_dir_all(&d).unwrap();
@@ -180,7 +179,7 @@ mod tests {
 
     #[test]
     fn deny_first_then_relay_unless_already_set() {
-        let (root, r, d) = dirs("decide");
+        let (_root, r, d) = dirs("decide");
         let t = Tables {
             relaydir: &r,
             denydir: &d,
@@ -212,12 +211,11 @@ mod tests {
             ..t
         };
         assert_eq!(check(&t0, ip("192.0.2.3"), false).unwrap(), Decision::Pass);
-        fs::remove_dir_all(root).unwrap();
     }
 
     #[test]
     fn a_ban_refuses_until_its_own_expiry_whatever_the_minutes() {
-        let (root, r, d) = dirs("ban");
+        let (_root, r, d) = dirs("ban");
         let t = Tables {
             relaydir: &r,
             denydir: &d,
@@ -237,7 +235,6 @@ mod tests {
             ..t
         };
         assert_eq!(check(&t, ip("192.0.2.9"), false).unwrap(), Decision::Pass);
-        fs::remove_dir_all(root).unwrap();
     }
 
     #[test]
@@ -273,7 +270,6 @@ mod tests {
         rgiptable::record(&d, ip("192.0.2.1"), "").unwrap();
         let c = decide(&store, &table, ip("192.0.2.1"), false, SystemTime::now()).unwrap();
         assert!(matches!(c.decision, Decision::Deny { .. }));
-        fs::remove_dir_all(root).unwrap();
     }
 
     #[test]
@@ -309,6 +305,5 @@ mod tests {
             max_age: Duration::from_secs(60),
         };
         assert_eq!(check(&t, ip("192.0.2.1"), false).unwrap(), Decision::Pass);
-        fs::remove_dir_all(root).unwrap();
     }
 }

@@ -361,7 +361,8 @@ mod tests {
 
     #[test]
     fn etc_hosts_lines() {
-        let d = std::env::temp_dir().join(format!("remote-hosts-{}", std::process::id()));
+        let tmp = rgcore::testing::TempDir::new("remote-hosts").unwrap();
+        let d = tmp.join("hosts");
         std::fs::write(
             &d,
             "# c\n127.0.0.1 localhost\n127.0.0.7 two.test alias # x\n::1 two.test\nbad two.test\n127.0.0.7 two.test\n",
@@ -371,6 +372,5 @@ mod tests {
         assert_eq!(hosts_file(&d, "TWO.test."), want);
         assert_eq!(hosts_file(&d, "alias").len(), 1);
         assert!(hosts_file(&d, "x").is_empty());
-        std::fs::remove_file(&d).unwrap();
     }
 }

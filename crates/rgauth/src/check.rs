@@ -167,9 +167,7 @@ mod tests {
 
     #[test]
     fn verdicts() {
-        let d = std::env::temp_dir().join(format!("rgauth-check-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
+        let d = rgcore::testing::TempDir::new("rgauth-check").unwrap();
         assert_eq!(
             check(&d, &cred("joe@x.org", b"pw", b"")),
             Verdict::Bad,
@@ -234,6 +232,5 @@ mod tests {
             check(&d, &cred("joe@x.org", b"pw", b"")),
             Verdict::Temp(_)
         ));
-        std::fs::remove_dir_all(&d).unwrap();
     }
 }

@@ -173,8 +173,7 @@ mod tests {
 
     #[test]
     fn credentials_arrive_on_fd3_and_stdin_is_empty() {
-        let dir = std::env::temp_dir().join(format!("rgauth-run-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = rgcore::testing::TempDir::new("rgauth-run").unwrap();
         let out = dir.join("fd3");
         let script = format!(
             "cat <&3 > {0}; test -z \"$(cat)\" || exit 7; test \"$(cat <&3)\" = '' || exit 8; exit 0",
@@ -185,7 +184,6 @@ mod tests {
             CheckOutcome::Ok
         );
         assert_eq!(std::fs::read(&out).unwrap(), b"joe@x.org\0pw\0<c@h>\0");
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

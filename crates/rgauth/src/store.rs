@@ -152,11 +152,8 @@ pub fn rebuild(dir: &Path) -> Result<usize, Failure> {
 mod tests {
     use super::*;
 
-    fn tmpdir(tag: &str) -> std::path::PathBuf {
-        let d = std::env::temp_dir().join(format!("rgauth-{tag}-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&d);
-        fs::create_dir_all(&d).unwrap();
-        d
+    fn tmpdir(tag: &str) -> rgcore::testing::TempDir {
+        rgcore::testing::TempDir::new(&format!("rgauth-{tag}")).unwrap()
     }
 
     #[test]
@@ -187,7 +184,6 @@ mod tests {
         assert_eq!(mode(USERS), 0o600);
         assert_eq!(mode(USERS_CDB), 0o640);
         assert_eq!(rebuild(&d).unwrap(), 3);
-        fs::remove_dir_all(&d).unwrap();
     }
 
     #[test]

@@ -256,8 +256,7 @@ mod tests {
 
     #[test]
     fn atomic_file_round_trip() {
-        let dir = std::env::temp_dir().join(format!("rgcdb-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = rgcore::testing::TempDir::new("rgcdb").unwrap();
         let target = dir.join("t.cdb");
         let mut m = AtomicMaker::create(&target, None).unwrap();
         m.add(b"k", b"v").unwrap();
@@ -273,18 +272,16 @@ mod tests {
             Cdb::open(&target).unwrap().get(b"k").unwrap().unwrap(),
             b"v"
         );
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
     fn failed_rename_removes_the_temp_file() {
-        let dir = std::env::temp_dir().join(format!("rgcdb-ren-{}", std::process::id()));
+        let dir = rgcore::testing::TempDir::new("rgcdb-ren").unwrap();
         std::fs::create_dir_all(dir.join("target-is-a-dir/x")).unwrap();
         let tmp = dir.join("t.tmp");
         let mut m = AtomicMaker::create(&dir.join("target-is-a-dir"), Some(&tmp)).unwrap();
         m.add(b"k", b"v").unwrap();
         assert!(m.commit().is_err());
         assert!(!tmp.exists());
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -393,13 +393,13 @@ mod tests {
     #[test]
     fn pread_path_real_file() {
         let recs = records();
-        let path = std::env::temp_dir().join(format!("rgcdb-pread-{}", std::process::id()));
+        let dir = rgcore::testing::TempDir::new("rgcdb-pread").unwrap();
+        let path = dir.join("t.cdb");
         std::fs::write(&path, build(&recs)).unwrap();
         let db = Cdb::open(&path).unwrap();
         for (k, d) in recs.iter().step_by(7) {
             assert_eq!(db.get(k).unwrap().as_ref(), Some(d));
         }
-        std::fs::remove_file(&path).unwrap();
     }
 
     #[test]

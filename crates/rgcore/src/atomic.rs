@@ -107,8 +107,7 @@ mod tests {
 
     #[test]
     fn replace_and_abandon() {
-        let dir = std::env::temp_dir().join(format!("rgcore-atomic-{}", std::process::id()));
-        fs::create_dir_all(&dir).unwrap();
+        let dir = crate::testing::TempDir::new("rgcore-atomic").unwrap();
         let t = dir.join("f");
         write_file(&t, b"one").unwrap();
         {
@@ -119,6 +118,5 @@ mod tests {
         assert_eq!(fs::read_dir(&dir).unwrap().count(), 1, "temp file removed");
         write_file(&t, b"three").unwrap();
         assert_eq!(fs::read(&t).unwrap(), b"three");
-        fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -125,8 +125,7 @@ mod tests {
 
     #[test]
     fn three_states() {
-        let dir = std::env::temp_dir().join(format!("rgcore-ctl-{}", std::process::id()));
-        fs::create_dir_all(&dir).unwrap();
+        let dir = crate::testing::TempDir::new("rgcore-ctl").unwrap();
         fs::write(dir.join("me"), "# c\n\n  mx.example.org  \nsecond\n").unwrap();
         assert_eq!(
             first_line(&dir, "me").unwrap().as_deref(),
@@ -142,7 +141,6 @@ mod tests {
         assert!(number(&dir, "databytes").is_err());
         fs::write(dir.join("maxrcpt"), "7\n").unwrap();
         assert_eq!(number(&dir, "maxrcpt").unwrap(), Some(7));
-        fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

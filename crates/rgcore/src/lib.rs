@@ -13,5 +13,6 @@ pub mod diag;
 pub mod exit;
 pub mod ip;
 pub mod paths;
+pub mod testing;
 
 pub use diag::Failure;

@@ -3,15 +3,11 @@
 use super::*;
 use std::net::IpAddr;
 
-struct Dir(PathBuf);
+struct Dir(rgcore::testing::TempDir);
 
 impl Dir {
     fn new(tag: &str) -> Dir {
-        let n = SERIAL.fetch_add(1, Ordering::Relaxed);
-        let p = std::env::temp_dir().join(format!("rgiptable-{tag}-{}-{n}", std::process::id()));
-        let _ = fs::remove_dir_all(&p);
-        fs::create_dir_all(&p).unwrap();
-        Dir(p)
+        Dir(rgcore::testing::TempDir::new(&format!("rgiptable-{tag}")).unwrap())
     }
     fn names(&self) -> Vec<String> {
         let mut v: Vec<String> = fs::read_dir(&self.0)
@@ -27,12 +23,6 @@ impl Dir {
             SystemTime::now() - Duration::from_secs(secs),
         )
         .unwrap();
-    }
-}
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
     }
 }
 
@@ -309,7 +299,7 @@ fn clear_removes_what_it_moved_when_old() {
 #[test]
 fn concurrent_records_and_clears_lose_nothing() {
     let d = Dir::new("race");
-    let dir = d.0.clone();
+    let dir = d.0.to_path_buf();
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let flag = stop.clone();
     let clearer = std::thread::spawn(move || {
@@ -322,7 +312,7 @@ fn concurrent_records_and_clears_lose_nothing() {
     });
     let writers: Vec<_> = (0..8)
         .map(|t| {
-            let dir = d.0.clone();
+            let dir = d.0.to_path_buf();
             std::thread::spawn(move || {
                 for i in 0..200 {
                     let a = ip(&format!("10.{t}.{}.{}", i / 100, i % 100));
@@ -355,7 +345,7 @@ fn refreshing_old_entries_while_clearing_never_loses_one() {
             record(&d.0, ip(&name), "").unwrap();
             d.age(&name, 7200);
         }
-        let dir = d.0.clone();
+        let dir = d.0.to_path_buf();
         let writer = std::thread::spawn(move || {
             for i in (0..n).rev() {
                 record(&dir, ip(&format!("10.0.{}.{}", i / 200, i % 200)), "").unwrap();

@@ -382,9 +382,8 @@ mod tests {
 
     #[test]
     fn files_are_three_state_and_read_lazily() {
-        let dir = std::env::temp_dir().join(format!("rgpolicy-abuse-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let mut a = Abuse::new(dir.clone());
+        let dir = rgcore::testing::TempDir::new("rgpolicy-abuse").unwrap();
+        let mut a = Abuse::new(dir.to_path_buf());
         assert_eq!(a.authfailures().unwrap(), DEFAULT_AUTHFAILURES);
         assert_eq!(a.probelimits().unwrap(), DEFAULT_PROBELIMITS);
         assert_eq!(a.authdelay().unwrap(), DEFAULT_AUTHDELAY);
@@ -392,12 +391,11 @@ mod tests {
         std::fs::write(dir.join("probelimits"), "oops\n").unwrap();
         // cached: the first answer stands for the session
         assert_eq!(a.authdelay().unwrap(), DEFAULT_AUTHDELAY);
-        let mut b = Abuse::new(dir.clone());
+        let mut b = Abuse::new(dir.to_path_buf());
         assert_eq!(b.authdelay().unwrap(), Duration::ZERO);
         let e = b.probelimits().unwrap_err();
         assert!(e.msg.contains("probelimits"), "{}", e.msg);
         std::fs::create_dir(dir.join("senders")).unwrap();
         assert!(b.senders().is_err(), "unreadable is a failure");
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -697,11 +697,8 @@ mod tests {
     use super::*;
     use std::time::SystemTime;
 
-    fn dir(tag: &str) -> PathBuf {
-        let d = std::env::temp_dir().join(format!("rgpolicy-form-{tag}-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&d);
-        fs::create_dir_all(&d).unwrap();
-        d
+    fn dir(tag: &str) -> rgcore::testing::TempDir {
+        rgcore::testing::TempDir::new(&format!("rgpolicy-form-{tag}")).unwrap()
     }
 
     fn write_aged(d: &Path, name: &str, secs_ago: u64) {
@@ -731,16 +728,14 @@ mod tests {
         fs::remove_file(d.join("l")).unwrap();
         assert_eq!(form(&d, "l", Effect::Grants).unwrap(), Form::Absent);
         assert_eq!(form(&d, "l", Effect::Refuses).unwrap(), Form::Cdb);
-        let _ = fs::remove_dir_all(&d);
     }
 
     #[test]
     fn an_orphaned_relayclients_cdb_grants_nothing() {
         let d = dir("orphan");
         fs::write(d.join("relayclients.cdb"), b"").unwrap();
-        let mut c = Controls::with_databytes_env(d.clone(), None);
+        let mut c = Controls::with_databytes_env(d.to_path_buf(), None);
         let ip: IpAddr = "127.0.0.1".parse().unwrap();
         assert_eq!(c.relayclient_value(ip).unwrap(), None);
-        let _ = fs::remove_dir_all(&d);
     }
 }

@@ -229,11 +229,8 @@ mod tests {
 
     use super::*;
 
-    fn dir(name: &str) -> std::path::PathBuf {
-        let d = std::env::temp_dir().join(format!("rgpolicy-rcpts-{name}-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&d);
-        fs::create_dir_all(&d).unwrap();
-        d
+    fn dir(name: &str) -> rgcore::testing::TempDir {
+        rgcore::testing::TempDir::new(&format!("rgpolicy-rcpts-{name}")).unwrap()
     }
 
     #[test]
@@ -250,7 +247,6 @@ mod tests {
         assert_eq!(s.listing("bob", "local.test").unwrap(), Listing::Unknown);
         assert_eq!(s.listing("whoever", "any.test").unwrap(), Listing::Known);
         assert_eq!(s.listing("joe", "other.test").unwrap(), Listing::Unlisted);
-        fs::remove_dir_all(&d).unwrap();
     }
 
     #[test]
@@ -279,7 +275,6 @@ mod tests {
         let s = Source::load(&d).unwrap();
         assert!(matches!(s, Source::Text(_)));
         assert_eq!(s.listing("bob", "local.test").unwrap(), Listing::Known);
-        fs::remove_dir_all(&d).unwrap();
     }
 
     #[test]
@@ -287,6 +282,5 @@ mod tests {
         let d = dir("absent");
         let s = Source::load(&d).unwrap();
         assert_eq!(s.listing("joe", "local.test").unwrap(), Listing::Unlisted);
-        fs::remove_dir_all(&d).unwrap();
     }
 }

@@ -237,13 +237,11 @@ mod tests {
 
     #[test]
     fn write_read_and_id_time() {
-        let dir = std::env::temp_dir().join(format!("rgqueue-state-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = rgcore::testing::TempDir::new("rgqueue-state").unwrap();
         let p = dir.join("1.2.3");
         assert_eq!(State::read(&p, 3).unwrap(), None);
         sample().write(&p).unwrap();
         assert_eq!(State::read(&p, 3).unwrap().unwrap().bounces, 1);
-        std::fs::remove_dir_all(&dir).unwrap();
         assert_eq!(id_time("1700000000.123456789.42"), Some(1_700_000_000));
         assert_eq!(id_time("junk"), None);
     }

@@ -3,22 +3,15 @@
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::*;
 
-static N: AtomicUsize = AtomicUsize::new(0);
-
 /// A fresh spool directory (SPOOLDIR itself exists, tmp/ and new/ not yet).
-struct Dir(PathBuf);
+struct Dir(rgcore::testing::TempDir);
 
 impl Dir {
     fn new() -> Dir {
-        let n = N.fetch_add(1, Ordering::SeqCst);
-        let p = std::env::temp_dir().join(format!("rgspool-unit-{}-{n}", std::process::id()));
-        let _ = fs::remove_dir_all(&p);
-        fs::create_dir_all(&p).unwrap();
-        Dir(p)
+        Dir(rgcore::testing::TempDir::new("rgspool-unit").unwrap())
     }
     fn names(&self, sub: &str) -> Vec<String> {
         match fs::read_dir(self.0.join(sub)) {
@@ -27,12 +20,6 @@ impl Dir {
                 .collect(),
             Err(_) => Vec::new(),
         }
-    }
-}
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
     }
 }
 
@@ -192,7 +179,7 @@ fn successive_and_concurrent_messages_get_distinct_names() {
         .collect();
     let threads: Vec<_> = (0..8)
         .map(|t| {
-            let dir = d.0.clone();
+            let dir = d.0.to_path_buf();
             std::thread::spawn(move || {
                 (0..20)
                     .map(|i| spool(&dir, format!("t{t} {i}\n").as_bytes(), b"F\0\0").unwrap())

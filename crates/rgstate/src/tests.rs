@@ -6,16 +6,12 @@ use std::fs;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-static N: AtomicUsize = AtomicUsize::new(0);
-
 /// A STATEDIR and a DENYDIR in a temp directory, removed on drop.
-struct Dirs(PathBuf);
+struct Dirs(rgcore::testing::TempDir);
 
 impl Dirs {
     fn new(tag: &str) -> (Dirs, FileStore) {
-        let n = N.fetch_add(1, Ordering::Relaxed);
-        let root = std::env::temp_dir().join(format!("rgstate-{tag}-{}-{n}", std::process::id()));
-        let _ = fs::remove_dir_all(&root);
+        let root = rgcore::testing::TempDir::new(&format!("rgstate-{tag}")).unwrap();
         fs::create_dir_all(root.join("state")).unwrap();
         fs::create_dir_all(root.join("deny")).unwrap();
         let store = FileStore::new(root.join("state"), root.join("deny"), HOUR);
@@ -28,12 +24,6 @@ impl Dirs {
             .collect();
         v.sort();
         v
-    }
-}
-
-impl Drop for Dirs {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
     }
 }
 

@@ -144,11 +144,8 @@ pub fn make_test_cert(path: &Path, cn: &str) -> Result<(), String> {
 mod tests {
     use super::*;
 
-    fn tmpdir(tag: &str) -> std::path::PathBuf {
-        let d = std::env::temp_dir().join(format!("rgtls-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
-        d
+    fn tmpdir(tag: &str) -> rgcore::testing::TempDir {
+        rgcore::testing::TempDir::new(&format!("rgtls-{tag}")).unwrap()
     }
 
     fn have_openssl() -> bool {
@@ -162,7 +159,6 @@ mod tests {
     fn absent_is_none() {
         let d = tmpdir("absent");
         assert!(server_config(&d).unwrap().is_none());
-        std::fs::remove_dir_all(&d).unwrap();
     }
 
     #[test]
@@ -224,6 +220,5 @@ mod tests {
         std::fs::remove_file(&p).unwrap();
         std::fs::create_dir(&p).unwrap();
         assert!(server_config(&d).unwrap_err().contains("unable to read"));
-        std::fs::remove_dir_all(&d).unwrap();
     }
 }

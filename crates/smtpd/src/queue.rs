@@ -231,10 +231,8 @@ mod tests {
 
     #[test]
     fn spool_in_process_and_abort() {
-        let dir = std::env::temp_dir().join(format!("smtpd-queue-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let t = Target::Spool(dir.clone());
+        let dir = rgcore::testing::TempDir::new("smtpd-queue").unwrap();
+        let t = Target::Spool(dir.to_path_buf());
         let mut q = t.open();
         q.write(b"Subject: a\n\nbody\n");
         assert!(matches!(q.commit(b"Fa@b\0Tc@d\0\0"), QueueOutcome::Ok(_)));
@@ -252,6 +250,5 @@ mod tests {
         q.write(b"x");
         assert!(!matches!(q.commit(b"Fa@b\0Tc@d\0"), QueueOutcome::Ok(_)));
         assert_eq!(rgspool::list(&dir).unwrap().len(), 1);
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

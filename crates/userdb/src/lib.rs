@@ -333,9 +333,7 @@ mod tests {
 
     #[test]
     fn lifecycle() {
-        let d = std::env::temp_dir().join(format!("userdb-lib-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
+        let d = rgcore::testing::TempDir::new("userdb-lib").unwrap();
         let mut pw = Fixed(b"pw1".to_vec());
         run(&d, &args("add Joe@Example.org"), &mut pw).unwrap();
         assert_eq!(
@@ -384,6 +382,5 @@ mod tests {
             100
         );
         assert_eq!(run(&d, &args("make"), &mut pw).unwrap(), "1 accounts\n");
-        std::fs::remove_dir_all(&d).unwrap();
     }
 }

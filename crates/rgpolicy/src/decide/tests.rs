@@ -2,23 +2,18 @@
 //! asserting verdict, rule and the queued recipient.
 
 use std::fs;
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
+
+use rgcore::testing::TempDir;
 
 use super::*;
 use crate::addr::{parse_mail, parse_rcpt};
 
 /// A control directory that disappears with the test.
-struct Dir(PathBuf);
+struct Dir(TempDir);
 
 impl Dir {
     fn new(tag: &str) -> Dir {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let n = N.fetch_add(1, Ordering::SeqCst);
-        let p = std::env::temp_dir().join(format!("rgpolicy-{tag}-{}-{n}", std::process::id()));
-        let _ = fs::remove_dir_all(&p);
-        fs::create_dir_all(&p).unwrap();
-        Dir(p)
+        Dir(TempDir::new(&format!("rgpolicy-{tag}")).unwrap())
     }
     fn write(&self, name: &str, text: &str) -> &Self {
         fs::write(self.0.join(name), text).unwrap();
@@ -33,13 +28,7 @@ impl Dir {
         self
     }
     fn controls(&self) -> Controls {
-        Controls::with_databytes_env(self.0.clone(), None)
-    }
-}
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
+        Controls::with_databytes_env(self.0.to_path_buf(), None)
     }
 }
 
@@ -671,9 +660,9 @@ fn session_values_and_defaults() {
     d.write("me", "other.example\n");
     assert_eq!(ctl.me().unwrap(), "mx.example.org");
 
-    let mut env = Controls::with_databytes_env(d.0.clone(), Some("500".into()));
+    let mut env = Controls::with_databytes_env(d.0.to_path_buf(), Some("500".into()));
     assert_eq!(env.databytes().unwrap(), 500);
-    let mut env = Controls::with_databytes_env(d.0.clone(), Some("5x".into()));
+    let mut env = Controls::with_databytes_env(d.0.to_path_buf(), Some("5x".into()));
     assert!(env.databytes().is_err());
     d.write("maxrcpt", "lots\n");
     assert!(d.controls().maxrcpt().is_err());
