@@ -95,23 +95,66 @@ impl Default for SendLimits {
     }
 }
 
+/// Why a line of `sendlimits`, `senders` or a threshold file does not
+/// parse; its `Display` is the text logged after the file's name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BadLine {
+    /// Not the file's shape.
+    Shape {
+        /// The shape wanted, e.g. `NAME N SECONDS`.
+        want: &'static str,
+        /// The line as read.
+        line: String,
+    },
+    /// A `senders` line with nothing before its `:`.
+    NoLogin(String),
+    /// A field that is not a number.
+    NotANumber {
+        /// The field.
+        field: String,
+        /// The line as read.
+        line: String,
+    },
+    /// A limit that is on, with a window of 0 seconds.
+    ZeroWindow(String),
+    /// A threshold that is on, with a window or ban of 0 seconds.
+    ZeroWindowOrBan(String),
+}
+
+impl std::fmt::Display for BadLine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BadLine::Shape { want, line } => write!(f, "not {want}: {line}"),
+            BadLine::NoLogin(line) => write!(f, "no login: {line}"),
+            BadLine::NotANumber { field, line } => write!(f, "not a number: {field:?} in {line}"),
+            BadLine::ZeroWindow(line) => write!(f, "a window of 0 seconds: {line}"),
+            BadLine::ZeroWindowOrBan(line) => write!(f, "a window or ban of 0 seconds: {line}"),
+        }
+    }
+}
+
+impl std::error::Error for BadLine {}
+
 impl SendLimits {
     /// Parse the file's lines: `default N SECONDS` or `user@domain N
     /// SECONDS` (user names compared in lower case; a later line for the
     /// same name wins). Any other line is an error naming it.
-    pub fn parse(lines: &[String]) -> Result<SendLimits, String> {
+    pub fn parse(lines: &[String]) -> Result<SendLimits, BadLine> {
         let mut s = SendLimits::default();
         for line in lines {
             let f: Vec<&str> = line.split_ascii_whitespace().collect();
             let [who, n, secs] = f.as_slice() else {
-                return Err(format!("not NAME N SECONDS: {line}"));
+                return Err(BadLine::Shape {
+                    want: "NAME N SECONDS",
+                    line: line.clone(),
+                });
             };
             let limit = Limit {
                 count: number(n, line)?,
                 window: Duration::from_secs(number(secs, line)?),
             };
             if limit.is_on() && limit.window.is_zero() {
-                return Err(format!("a window of 0 seconds: {line}"));
+                return Err(BadLine::ZeroWindow(line.clone()));
             }
             if who.eq_ignore_ascii_case("default") {
                 s.default = limit;
@@ -148,15 +191,18 @@ impl Senders {
     /// commas; `@domain` grants every address of the domain; everything
     /// lower-cased; lines for the same login add up). A line without a
     /// `:` or without a login is an error naming it.
-    pub fn parse(lines: &[String]) -> Result<Senders, String> {
+    pub fn parse(lines: &[String]) -> Result<Senders, BadLine> {
         let mut s = Senders::default();
         for line in lines {
             let Some((login, rest)) = line.split_once(':') else {
-                return Err(format!("not login: address ...: {line}"));
+                return Err(BadLine::Shape {
+                    want: "login: address ...",
+                    line: line.clone(),
+                });
             };
             let login = login.trim().to_ascii_lowercase();
             if login.is_empty() {
-                return Err(format!("no login: {line}"));
+                return Err(BadLine::NoLogin(line.clone()));
             }
             let list = s.grants.entry(login).or_default();
             for a in rest
@@ -192,19 +238,24 @@ fn strip_dot(a: &str) -> String {
     a.strip_suffix('.').unwrap_or(a).to_string()
 }
 
-fn number(s: &str, line: &str) -> Result<u64, String> {
-    s.parse::<u64>()
-        .map_err(|_| format!("not a number: {s:?} in {line}"))
+fn number(s: &str, line: &str) -> Result<u64, BadLine> {
+    s.parse::<u64>().map_err(|_| BadLine::NotANumber {
+        field: s.to_string(),
+        line: line.to_string(),
+    })
 }
 
 /// Parse a threshold file's first line: `N [SECONDS [BAN]]`, missing
 /// fields taking the default's. `0` alone turns it off.
-pub fn parse_threshold(line: &str, default: Threshold) -> Result<Threshold, String> {
+pub fn parse_threshold(line: &str, default: Threshold) -> Result<Threshold, BadLine> {
     let f: Vec<&str> = line.split_ascii_whitespace().collect();
     if f.is_empty() || f.len() > 3 {
-        return Err(format!("not N SECONDS BAN: {line}"));
+        return Err(BadLine::Shape {
+            want: "N SECONDS BAN",
+            line: line.to_string(),
+        });
     }
-    let field = |i: usize, d: Duration| -> Result<Duration, String> {
+    let field = |i: usize, d: Duration| -> Result<Duration, BadLine> {
         match f.get(i) {
             Some(s) => Ok(Duration::from_secs(number(s, line)?)),
             None => Ok(d),
@@ -216,7 +267,7 @@ pub fn parse_threshold(line: &str, default: Threshold) -> Result<Threshold, Stri
         ban: field(2, default.ban)?,
     };
     if t.is_on() && (t.window.is_zero() || t.ban.is_zero()) {
-        return Err(format!("a window or ban of 0 seconds: {line}"));
+        return Err(BadLine::ZeroWindowOrBan(line.to_string()));
     }
     Ok(t)
 }
@@ -233,10 +284,10 @@ pub struct Abuse {
     senders: Lazy<Senders>,
 }
 
-fn unparsable(name: &str, why: &str) -> Failure {
+fn unparsable(name: &str, why: &BadLine) -> Failure {
     Failure::temp(format!(
         "unable to parse control file {name}: {}",
-        rgcore::diag::printable(why)
+        rgcore::diag::printable(&why.to_string())
     ))
 }
 
@@ -378,6 +429,29 @@ mod tests {
         assert!(!Senders::default().allows("x@y", "z@y"));
         assert!(Senders::parse(&lines("no colon here")).is_err());
         assert!(Senders::parse(&lines(": a@b")).is_err());
+    }
+
+    #[test]
+    fn bad_lines_say_what_is_wrong() {
+        let d = DEFAULT_AUTHFAILURES;
+        let msg = |r: Result<Threshold, BadLine>| r.unwrap_err().to_string();
+        assert_eq!(
+            msg(parse_threshold("1 2 3 4", d)),
+            "not N SECONDS BAN: 1 2 3 4"
+        );
+        assert_eq!(msg(parse_threshold("x", d)), "not a number: \"x\" in x");
+        assert_eq!(
+            msg(parse_threshold("1 0", d)),
+            "a window or ban of 0 seconds: 1 0"
+        );
+        let e = SendLimits::parse(&lines("default 1")).unwrap_err();
+        assert_eq!(e.to_string(), "not NAME N SECONDS: default 1");
+        let e = SendLimits::parse(&lines("default 1 0")).unwrap_err();
+        assert_eq!(e.to_string(), "a window of 0 seconds: default 1 0");
+        let e = Senders::parse(&lines("no colon")).unwrap_err();
+        assert_eq!(e.to_string(), "not login: address ...: no colon");
+        let e = Senders::parse(&lines(": a@b")).unwrap_err();
+        assert_eq!(e.to_string(), "no login: : a@b");
     }
 
     #[test]
