@@ -361,7 +361,7 @@ fn encrypted_key_is_named_in_the_log() {
     let cut = pem.find("-----BEGIN PRIVATE KEY-----").unwrap();
     let out = run_with_input(
         Command::new("openssl").args(["pkey", "-aes256", "-passout", "pass:x"]),
-        pem[cut..].as_bytes(),
+        &pem.as_bytes()[cut..],
         Duration::from_secs(30),
     );
     assert!(out.status.success(), "{out:?}");
