@@ -325,6 +325,67 @@ fn a_ban_on_one_front_end_refuses_on_the_other_until_its_ttl() {
     assert!(first_words(&a, src).starts_with("220 "));
 }
 
+/// smtpd's own sending limit (`sendlimits`, per relaying client IP here)
+/// counts in Redis: recipients accepted through one front-end use up the
+/// limit on the other, and neither host's STATEDIR holds the counter.
+#[test]
+fn smtpd_sending_limit_counts_across_front_ends() {
+    let tmp = TempDir::new("shared-sendlimit");
+    let Some(redis) = Redis::start(&tmp, None) else {
+        return;
+    };
+    let url = redis.url(3);
+    let start = |host: &str| {
+        let dirs = TempDir::new("front");
+        for d in ["relay", "deny", "state"] {
+            std::fs::create_dir(dirs.join(d)).unwrap();
+        }
+        let mut setup = Setup {
+            before: vec!["relaycheck".into()],
+            host: host.into(),
+            ..Setup::default()
+        }
+        .rules("127.0.0.46:allow,RELAYCLIENT=\"\"\n:allow\n")
+        .control("sendlimits", "default 5 3600\n");
+        for (k, v) in env_of(&dirs, &url) {
+            setup = setup.env(&k, &v);
+        }
+        (Mx::start(setup), dirs)
+    };
+    let (a, dirs_a) = start("127.0.0.35");
+    let (b, dirs_b) = start("127.0.0.36");
+    let src = "127.0.0.46";
+    let send = |mx: &Mx, i: usize| {
+        let rcpt = format!("<r{i}@elsewhere.test>");
+        transaction(mx, src, "client.test", "<joe@example.org>", &[&rcpt])
+            .into_iter()
+            .next()
+            .unwrap_or_default()
+    };
+    for i in 0..3 {
+        let r = send(&a, i);
+        assert!(r.starts_with("250"), "{i} through a: {r}");
+    }
+    for i in 3..5 {
+        let r = send(&b, i);
+        assert!(r.starts_with("250"), "{i} through b: {r}");
+    }
+    for (mx, i) in [(&a, 5), (&b, 6)] {
+        let r = send(mx, i);
+        assert!(
+            r.starts_with("451 4.7.1"),
+            "the shared limit of 5 holds: {r}"
+        );
+    }
+    assert!(b.log_with("rule=sendlimit").contains("rule=sendlimit"));
+    for d in [&dirs_a, &dirs_b] {
+        assert!(
+            names(&d.join("state")).is_empty(),
+            "counted in Redis, not on the host"
+        );
+    }
+}
+
 /// rgstate's example program `state` (see tests/state.rs).
 fn state_bin() -> PathBuf {
     let p = bin_dir().join("examples").join("state");
