@@ -21,6 +21,9 @@
 #   MSGS     messages per measurement (default 1000), SESSIONS (10),
 #            SIZE (2048), ROUNDS (5)
 #   TMPFS=1  spools and STATEDIR on /dev/shm (CPU-bound comparison)
+#   REDIS=1  issue 12's comparison instead: both servers have the defences
+#            on; "on" keeps its state in a private Redis (RELAYSTATE, started
+#            here on 127.0.0.1:$REDIS_PORT), "off" in STATEDIR/DENYDIR
 set -eu
 top=$(cd "$(dirname "$0")/../.." && pwd)
 MSGS=${MSGS:-1000}
@@ -61,11 +64,29 @@ serve() {
     [ -n "$name" ] && echo "$content" > "$d/control/$name"
   done
   echo '127.0.0.1:allow,RELAYCLIENT=""' | "$BIN/tcprules" "$d/control/tcp.smtp.cdb" "$d/control/tcp.tmp"
+  local extra=
+  [ "$1" = on ] && extra=${ON_RELAYSTATE:-}
   CONTROLDIR=$d/control SPOOLDIR=$s/spool STATEDIR=$s/state DENYDIR=$s/deny \
-    "$BIN/tcpserver" -R -H -l 0 -c 100 -x "$d/control/tcp.smtp.cdb" 127.0.0.1 "$2" \
+    RELAYSTATE=$extra "$BIN/tcpserver" -R -H -l 0 -c 100 -x "$d/control/tcp.smtp.cdb" 127.0.0.1 "$2" \
     "$BIN/smtpd" 2>"$W/$1.log" &
   pids+=($!)
+  eval "pid_$1=$!"
 }
+if [ "${REDIS:-0}" = 1 ]; then
+  REDIS_PORT=${REDIS_PORT:-2541}
+  mkdir -p "$W/redis"
+  redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$W/redis" --save '' \
+    --appendonly no >"$W/redis.log" 2>&1 &
+  pids+=($!)
+  sleep 0.5
+  ON_RELAYSTATE=redis://127.0.0.1:$REDIS_PORT
+  serve on "$ON_PORT" <<'C'
+sendlimits default 100000000 86400
+C
+  serve off "$OFF_PORT" <<'C'
+sendlimits default 100000000 86400
+C
+else
 # on: no control file for the defences but sendlimits raised (see above)
 serve on "$ON_PORT" <<'C'
 sendlimits default 100000000 86400
@@ -76,9 +97,10 @@ authdelay 0
 sendlimits default 0 0
 probelimits 0
 C
+fi
 sleep 1
 
-declare -A pid_of=([$ON_PORT]=${pids[0]} [$OFF_PORT]=${pids[1]})
+declare -A pid_of=([$ON_PORT]=$pid_on [$OFF_PORT]=$pid_off)
 # CPU ticks of a tcpserver's reaped children (smtpd sessions)
 ticks() { awk '{print $16 + $17}' "/proc/$1/stat"; }
 rate() { # port rcpt -> "msg/s cpu-ms-per-message"
