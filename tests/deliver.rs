@@ -8,7 +8,7 @@ mod peers;
 mod smtpd_support;
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::time::Duration;
 
@@ -294,7 +294,6 @@ fn queuelifetime_expiry_bounces_with_the_last_reply() {
 #[test]
 fn null_sender_failures_never_bounce_back() {
     let q = Queue::new("deliver-null");
-    let dead = relaygate::free_port();
     let back = hop("example.org\n", &[("badrcptto", "gone@example.org\n")]);
     q.control("smtproutes", &format!(":{}\n", back.addr));
     // a bounce that fails: dropped with a log line, nothing sent anywhere
@@ -317,7 +316,6 @@ fn null_sender_failures_never_bounce_back() {
     let log = q.once();
     assert!(log.contains("a double bounce failed"), "{log}");
     assert_eq!(back.queued().len(), 1, "no loop");
-    let _ = dead;
 }
 
 #[test]
@@ -394,10 +392,12 @@ fn lmtp_to_dovecot_delivers_and_bounces_into_the_senders_mailbox() {
         "{log}"
     );
     let joe = lmtp.wait_for("joe@local.test", 1, Duration::from_secs(10));
+    // the body arrives as queued: dots unstuffed once, whatever line ends
+    // Dovecot stores
+    let stored = String::from_utf8_lossy(&joe[0]).replace("\r\n", "\n");
     assert!(
-        peers::without_trace(&joe[0])
-            .ends_with(b"line one\r\n.starts with a dot\r\n..two dots\r\nlast\r\n")
-            || String::from_utf8_lossy(&joe[0]).contains(".starts with a dot")
+        stored.ends_with("\n\nline one\n.starts with a dot\n..two dots\nlast\n"),
+        "{stored}"
     );
     // ann gets the message and the DSN for nobody@ (the same chain took it back)
     let ann = lmtp.wait_for("ann@local.test", 2, Duration::from_secs(10));
@@ -645,5 +645,4 @@ fn routes_file_errors_stop_deliver_with_a_clear_message() {
         err.contains("deliver: fatal:") && err.contains("smtproutes line 1"),
         "{err}"
     );
-    let _ = Path::new("/");
 }
