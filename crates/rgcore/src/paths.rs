@@ -33,3 +33,8 @@ pub fn denydir() -> PathBuf {
 pub fn spooldir() -> PathBuf {
     dir("SPOOLDIR", "spool")
 }
+/// `STATEDIR`, default `ROOT/state` (counters and cached answers that
+/// outlive a connection; rgstate).
+pub fn statedir() -> PathBuf {
+    dir("STATEDIR", "state")
+}

@@ -259,10 +259,7 @@ impl From<Error> for rgcore::Failure {
 /// `STATEDIR`, default `ROOT/state` (`/var/relaygate/state`), as the other
 /// run-time directories of `rgcore::paths`.
 pub fn statedir() -> PathBuf {
-    match std::env::var_os("STATEDIR") {
-        Some(v) if !v.is_empty() => PathBuf::from(v),
-        _ => PathBuf::from(rgcore::paths::ROOT).join("state"),
-    }
+    rgcore::paths::statedir()
 }
 
 /// The store the environment names: [`Engines::from_env`]'s. Touches no
