@@ -171,7 +171,8 @@ fn a_pop_login_on_one_front_end_grants_relaying_on_the_other_with_a_ttl() {
     pass_relaystate(&d, &url);
 
     let a = FrontEnd::start("127.0.0.31", &url);
-    let b = FrontEnd::start("127.0.0.32", &url);
+    // B logs in to the same Redis through its Unix socket
+    let b = FrontEnd::start("127.0.0.32", &redis.unix_url(0));
     let src = "127.0.0.41";
     assert!(
         !relays(&a, src) && !relays(&b, src),
@@ -244,20 +245,21 @@ fn a_pop_login_on_one_front_end_grants_relaying_on_the_other_with_a_ttl() {
     assert!(ttl > 50_000 && ttl <= 60_000, "TTL one minute: {ttl}");
 
     // the wrong password is no grant and one log line, nothing else
-    let wrong = url.replace("r3dis-pw", "wrong");
-    let env = a.run("relaycheck", &["env"], &wrong, &[("TCPREMOTEIP", src)]);
-    assert!(env.status.success() && !text(&env).contains("RELAYCLIENT="));
-    assert_eq!(
-        count_lines(&stderr(&env), "relay grants off"),
-        1,
-        "{}",
-        stderr(&env)
-    );
-    assert!(
-        !stderr(&env).contains("wrong"),
-        "no password in logs: {}",
-        stderr(&env)
-    );
+    for wrong in [&url, &redis.unix_url(0)].map(|u| u.replace("r3dis-pw", "wrong")) {
+        let env = a.run("relaycheck", &["env"], &wrong, &[("TCPREMOTEIP", src)]);
+        assert!(env.status.success() && !text(&env).contains("RELAYCLIENT="));
+        assert_eq!(
+            count_lines(&stderr(&env), "relay grants off"),
+            1,
+            "{}",
+            stderr(&env)
+        );
+        assert!(
+            !stderr(&env).contains("wrong"),
+            "no password in logs: {}",
+            stderr(&env)
+        );
+    }
 }
 
 /// Let the checkpassword wrapper Dovecot runs pass RELAYSTATE on (Dovecot
@@ -279,8 +281,10 @@ fn a_ban_on_one_front_end_refuses_on_the_other_until_its_ttl() {
         return;
     };
     let url = redis.url(2);
+    // B reaches the same Redis through its Unix socket
+    let unix = redis.unix_url(2);
     let a = FrontEnd::start("127.0.0.33", &url);
-    let b = FrontEnd::start("127.0.0.34", &url);
+    let b = FrontEnd::start("127.0.0.34", &unix);
     let src = "127.0.0.44";
     assert!(first_words(&b, src).starts_with("220 "));
 
@@ -296,8 +300,10 @@ fn a_ban_on_one_front_end_refuses_on_the_other_until_its_ttl() {
         assert!(fe.deny_entries().is_empty(), "in Redis, not DENYDIR");
     }
     let log = b.mx.log_with("rule=deny cause=abuse-desk");
-    assert!(log.contains(&format!("table={},", redis.url(2))), "{log}");
-    let list = b.run("relaydeny", &["list"], &url, &[]);
+    assert!(log.contains(&format!("table={unix},")), "{log}");
+    let log = a.mx.log_with("rule=deny cause=abuse-desk");
+    assert!(log.contains(&format!("table={url},")), "{log}");
+    let list = b.run("relaydeny", &["list"], &unix, &[]);
     assert!(
         text(&list).starts_with(&format!("{src} cause=abuse-desk until=")),
         "{}",
@@ -320,7 +326,7 @@ fn a_ban_on_one_front_end_refuses_on_the_other_until_its_ttl() {
     // lifting a ban on one host lifts it for all
     a.run("relaydeny", &["add", src, "600"], &url, &[]);
     assert!(first_words(&b, src).starts_with("421 "));
-    let del = b.run("relaydeny", &["del", src], &url, &[]);
+    let del = b.run("relaydeny", &["del", src], &unix, &[]);
     assert_eq!(text(&del), format!("{src} removed\n"));
     assert!(first_words(&a, src).starts_with("220 "));
 }

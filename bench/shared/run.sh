@@ -1,7 +1,8 @@
 #!/bin/sh
 # bench/shared/run.sh: relaycheck's per-connection cost with the relay table
 # and bans in the host's directories, in Redis (RELAYSTATE) and in MariaDB
-# (RELAYSQL, IndiMail's table), in the same rounds (A B C A B C ...), then
+# (RELAYSQL, IndiMail's table), each over TCP and over the engine's Unix
+# socket, in the same rounds (A B C A B C ...), then
 # with 1,000,000 grants in Redis (N=...). relaycheck then runs a static
 # program that exits at once (`relaycheck --version`: the dynamic
 # /bin/true's start-up is larger and noisier than what is measured), as it
@@ -29,7 +30,8 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 mkdir -p "$W/relay" "$W/deny" "$W/state" "$W/tmp"
-redis-server --port $RPORT --bind $RIP --dir "$W" --save '' --appendonly no \
+redis-server --port $RPORT --bind $RIP --unixsocket "$W/redis.sock" --unixsocketperm 700 \
+  --dir "$W" --save '' --appendonly no \
   --daemonize yes --pidfile "$W/redis.pid" --logfile "$W/redis.log"
 mariadb-install-db --no-defaults --datadir="$W/data" --tmpdir="$W/tmp" \
   --auth-root-authentication-method=normal --user=root --skip-test-db >/dev/null
@@ -48,17 +50,21 @@ mariadb --no-defaults --socket="$W/mdb.sock" -uroot -e "CREATE DATABASE indimail
 IP=192.0.2.7
 export TCPREMOTEIP=$IP RELAYDIR="$W/relay" DENYDIR="$W/deny" STATEDIR="$W/state"
 REDIS=redis://$RIP:$RPORT/0
+REDISU=redis+unix://$W/redis.sock?db=0
 SQL=mysql://indimail:pw@$MIP:$MPORT/indimail
+SQLU="mysql://indimail:pw@localhost/indimail?socket=$W/mdb.sock"
 # the same fresh grant in every table
 printf 'USER=joe@example.org\n' >"$W/relay/$IP"
 redis-cli -h $RIP -p $RPORT SET rg:relay:$IP "$(printf 'since=%s\nUSER=joe@example.org\n' "$(date +%s)")" EX 86400 >/dev/null
 mariadb --no-defaults --socket="$W/mdb.sock" -uroot indimail -e \
   "REPLACE INTO relay (email, ipaddr, timestamp) VALUES ('joe@example.org', '$IP', UNIX_TIMESTAMP() + 86400)"
-for v in dir redis sql; do
+for v in dir redis redis-unix sql sql-unix; do
   case $v in
   dir) got=$("$REL/relaycheck" env | grep RELAYUSER) ;;
   redis) got=$(RELAYSTATE=$REDIS "$REL/relaycheck" env | grep RELAYUSER) ;;
+  redis-unix) got=$(RELAYSTATE=$REDISU "$REL/relaycheck" env | grep RELAYUSER) ;;
   sql) got=$(RELAYSQL=$SQL "$REL/relaycheck" env | grep RELAYUSER) ;;
+  sql-unix) got=$(RELAYSQL=$SQLU "$REL/relaycheck" env | grep RELAYUSER) ;;
   esac
   [ "$got" = "RELAYUSER=joe@example.org" ] || { echo "$v: no grant ($got)"; exit 1; }
 done
@@ -76,6 +82,18 @@ round() { # label, then the variables
   label=$1; shift
   batch "$@" >>"$W/m.$label"
 }
+added() { # label: what it adds to dir, round by round (the same round's
+  # runs are the nearest in time: the machine's drift cancels), median and
+  # the rounds' spread (lowest and highest quartile)
+  for label in "$@"; do
+    printf '%-10s adds to dir, median (quartiles): task-clock ms %s   elapsed us %s\n' "$label" \
+      "$(paste "$W/m.dir" "$W/m.$label" | awk '{printf "%.3f\n", $3 - $1}' | quartiles)" \
+      "$(paste "$W/m.dir" "$W/m.$label" | awk '{print $4 - $2}' | quartiles)"
+  done
+}
+quartiles() {
+  sort -n | awk '{a[NR]=$1} END {printf "%s (%s to %s)", a[int((NR+1)/2)], a[int((NR+3)/4)], a[int((3*NR+3)/4)]}'
+}
 report() {
   for label in "$@"; do
     printf '%-10s task-clock ms: %s   elapsed us: %s\n' "$label" \
@@ -85,15 +103,18 @@ report() {
 
 echo "# relaycheck: $REL; $(date -u); $(uptime)"
 echo "# $ROUNDS rounds of $BATCH runs each: min and median over the rounds of the mean per run"
-for l in dir redis sql; do measure $l; done
+for l in dir redis redis-unix sql sql-unix; do measure $l; done
 r=0
 while [ $r -lt "$ROUNDS" ]; do
   round dir X=1
   round redis RELAYSTATE=$REDIS
+  round redis-unix RELAYSTATE=$REDISU
   round sql RELAYSQL=$SQL
+  round sql-unix RELAYSQL=$SQLU
   r=$((r + 1))
 done
-report dir redis sql
+report dir redis redis-unix sql sql-unix
+added redis redis-unix sql sql-unix
 
 echo "# filling Redis with $N grants (one Lua script)"
 redis-cli -h $RIP -p $RPORT EVAL "for i = 1, tonumber(ARGV[1]) do
@@ -101,13 +122,17 @@ redis-cli -h $RIP -p $RPORT EVAL "for i = 1, tonumber(ARGV[1]) do
   redis.call('SET', 'rg:relay:' .. ip, 'since=' .. ARGV[2] .. '\nUSER=user' .. i .. '@example.org\n', 'EX', 86400)
 end return redis.call('DBSIZE')" 0 "$N" "$(date +%s)"
 redis-cli -h $RIP -p $RPORT INFO memory | grep '^used_memory_human'
-for l in full-hit full-miss; do measure $l; done
+for l in dir full-hit full-miss full-unix; do measure $l; done
 r=0
 while [ $r -lt "$ROUNDS" ]; do
+  round dir X=1
   round full-hit RELAYSTATE=$REDIS TCPREMOTEIP=10.7.161.32
   round full-miss RELAYSTATE=$REDIS TCPREMOTEIP=10.200.0.1
+  round full-unix RELAYSTATE=$REDISU TCPREMOTEIP=10.7.161.32
   r=$((r + 1))
 done
 # full-hit: a grant among N (compare with "redis" above: a grant among 1);
 # full-miss: an address without one
-report full-hit full-miss
+# full-unix: full-hit through the Unix socket
+report full-hit full-miss full-unix
+added full-hit full-miss full-unix

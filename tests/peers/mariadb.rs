@@ -71,6 +71,14 @@ impl Mariadb {
         )
     }
 
+    /// The same, through the server's Unix socket (`?socket=PATH`).
+    pub fn socket_url(&self) -> String {
+        format!(
+            "mysql://{USER}:{PASSWORD}@localhost/{DATABASE}?socket={}",
+            self.socket.display()
+        )
+    }
+
     fn launch(&mut self) -> bool {
         self.starts += 1;
         let mut cmd = Command::new("mariadbd");

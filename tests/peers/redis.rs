@@ -1,5 +1,5 @@
 //! A private Redis (Debian's `redis-server`) on its own 127.0.0.x address
-//! and port, in the foreground, with no persistence, its files below the
+//! and port and on a Unix socket of its own, in the foreground, with no persistence, its files below the
 //! test's TempDir; optionally with an ACL user and password (the default
 //! user then turned off). It can be stopped, restarted on the same port,
 //! and paused (SIGSTOP) to play an engine that is down or hangs; dropped,
@@ -16,6 +16,8 @@ pub struct Redis {
     pub ip: String,
     pub port: u16,
     pub dir: PathBuf,
+    /// Its Unix socket (short: a socket path must stay under 108 bytes).
+    pub socket: PathBuf,
     /// `(user, password)` of the ACL user, when there is one.
     pub auth: Option<(String, String)>,
     server: Option<Server>,
@@ -37,6 +39,7 @@ impl Redis {
             port: super::port_on(&ip),
             ip,
             dir,
+            socket: std::env::temp_dir().join(format!("{}.sock", super::unique("rgredis"))),
             auth: auth.map(|(u, p)| (u.to_string(), p.to_string())),
             server: None,
             starts: 0,
@@ -59,6 +62,16 @@ impl Redis {
         }
     }
 
+    /// `redis+unix://[user:password@]/socket?db=N`: the same server
+    /// through its Unix socket.
+    pub fn unix_url(&self, db: u32) -> String {
+        let auth = match &self.auth {
+            Some((u, p)) => format!("{u}:{p}@"),
+            None => String::new(),
+        };
+        format!("redis+unix://{auth}{}?db={db}", self.socket.display())
+    }
+
     fn launch(&mut self) -> bool {
         self.starts += 1;
         let mut cmd = Command::new("redis-server");
@@ -68,6 +81,9 @@ impl Redis {
             .arg(&self.ip)
             .arg("--dir")
             .arg(&self.dir)
+            .arg("--unixsocket")
+            .arg(&self.socket)
+            .args(["--unixsocketperm", "700"])
             .args(["--save", "", "--appendonly", "no", "--protected-mode", "no"]);
         if let Some((user, pass)) = &self.auth {
             cmd.args(["--user", "default", "off"])
@@ -147,5 +163,7 @@ impl Drop for Redis {
     fn drop(&mut self) {
         // a stopped process ignores TERM until it is continued
         self.resume();
+        self.stop();
+        let _ = std::fs::remove_file(&self.socket);
     }
 }

@@ -15,13 +15,13 @@
 //! mysql_native_password`, or log it in once with the `mysql` tool.
 
 use std::io;
-use std::net::TcpStream;
 use std::time::Instant;
 
 use sha1::Sha1;
 use sha2::{Digest, Sha256};
 
 use crate::net::{self, Reader, MAX_FRAME};
+use crate::url::EngineUrl;
 
 const CLIENT_LONG_PASSWORD: u32 = 1;
 const CLIENT_LONG_FLAG: u32 = 4;
@@ -90,21 +90,16 @@ pub struct Login<'a> {
 
 /// One connection.
 pub struct Conn {
-    stream: TcpStream,
+    stream: net::Stream,
     reader: Reader,
     seq: u8,
 }
 
 impl Conn {
-    /// Connect to `host:port` and log in, before `deadline`.
-    pub fn connect(
-        host: &str,
-        port: u16,
-        login: &Login,
-        deadline: Instant,
-    ) -> Result<Conn, SqlError> {
+    /// Connect to the server at `url` and log in, before `deadline`.
+    pub fn connect(url: &EngineUrl, login: &Login, deadline: Instant) -> Result<Conn, SqlError> {
         let mut c = Conn {
-            stream: net::connect(host, port, deadline)?,
+            stream: net::connect(url, deadline)?,
             reader: Reader::default(),
             seq: 0,
         };

@@ -177,7 +177,7 @@ impl Redis {
         requests: &[Vec<&[u8]>],
         deadline: Instant,
     ) -> std::io::Result<(Conn, Vec<Value>)> {
-        let mut conn = Conn::connect(&self.url.host, self.url.port, deadline)?;
+        let mut conn = Conn::connect(&self.url, deadline)?;
         let mut all: Vec<Vec<&[u8]>> = Vec::new();
         if let Some(pw) = &self.url.password {
             match &self.url.user {

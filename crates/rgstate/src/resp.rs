@@ -1,5 +1,5 @@
 //! A small Redis client: RESP2 requests and replies over one TCP
-//! connection, every call bounded by a deadline. What relaygate needs and
+//! or Unix-socket connection, every call bounded by a deadline. What relaygate needs and
 //! no more: commands are arrays of byte strings, replies are [`Value`]s;
 //! pipelining is writing several requests at once and reading as many
 //! replies.
@@ -13,10 +13,10 @@
 //! 1.85 (bench/shared/README.md).
 
 use std::io::{self, ErrorKind};
-use std::net::TcpStream;
 use std::time::Instant;
 
 use crate::net::{self, Reader};
+use crate::url::EngineUrl;
 
 /// Deepest nesting of arrays accepted in a reply (ours are flat or one
 /// level deep).
@@ -72,15 +72,15 @@ pub fn encode(out: &mut Vec<u8>, args: &[&[u8]]) {
 
 /// One connection to Redis.
 pub struct Conn {
-    stream: TcpStream,
+    stream: net::Stream,
     reader: Reader,
 }
 
 impl Conn {
-    /// Connect to `host:port` before `deadline`.
-    pub fn connect(host: &str, port: u16, deadline: Instant) -> io::Result<Conn> {
+    /// Connect to the server at `url` before `deadline`.
+    pub fn connect(url: &EngineUrl, deadline: Instant) -> io::Result<Conn> {
         Ok(Conn {
-            stream: net::connect(host, port, deadline)?,
+            stream: net::connect(url, deadline)?,
             reader: Reader::default(),
         })
     }
@@ -176,6 +176,14 @@ mod tests {
         assert_eq!(out, b"*2\r\n$3\r\nGET\r\n$18\r\nrg:relay:192.0.2.1\r\n");
     }
 
+    fn local(port: u16) -> EngineUrl {
+        EngineUrl::parse(
+            &format!("redis://127.0.0.1:{port}"),
+            crate::url::Scheme::Redis,
+        )
+        .unwrap()
+    }
+
     /// A peer that reads one request and answers `reply`, then keeps the
     /// connection open until the test drops the listener's thread.
     fn peer(reply: &'static [u8]) -> (std::thread::JoinHandle<()>, u16) {
@@ -196,7 +204,7 @@ mod tests {
         let (t, port) =
             peer(b"+OK\r\n-ERR no\r\n:42\r\n$-1\r\n$5\r\na\r\nbc\r\n*2\r\n:1\r\n*-1\r\n");
         let deadline = Instant::now() + Duration::from_secs(2);
-        let mut c = Conn::connect("127.0.0.1", port, deadline).unwrap();
+        let mut c = Conn::connect(&local(port), deadline).unwrap();
         let reqs: Vec<Vec<&[u8]>> = (0..6).map(|_| vec![&b"PING"[..]]).collect();
         let v = c.pipeline(&reqs, deadline).unwrap();
         assert_eq!(
@@ -218,7 +226,7 @@ mod tests {
         let (t, port) = peer(b"");
         let start = Instant::now();
         let deadline = start + Duration::from_millis(150);
-        let mut c = Conn::connect("127.0.0.1", port, deadline).unwrap();
+        let mut c = Conn::connect(&local(port), deadline).unwrap();
         let e = c.call(&[b"PING"], deadline).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::TimedOut);
         assert!(
@@ -247,7 +255,7 @@ mod tests {
                 let _ = s.write_all(&junk);
             });
             let deadline = Instant::now() + Duration::from_millis(500);
-            let mut c = Conn::connect("127.0.0.1", port, deadline).unwrap();
+            let mut c = Conn::connect(&local(port), deadline).unwrap();
             assert!(c.call(&[b"PING"], deadline).is_err());
             t.join().unwrap();
         }

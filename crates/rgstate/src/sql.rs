@@ -139,7 +139,7 @@ impl SqlTable {
             password: self.url.password.as_deref().unwrap_or(""),
             database: &self.url.path,
         };
-        Conn::connect(&self.url.host, self.url.port, &login, deadline)
+        Conn::connect(&self.url, &login, deadline)
     }
 
     /// Run `sql`; a missing table is created (as IndiMail does) and the

@@ -5,8 +5,14 @@
 //! The user and password may be percent-encoded (`%40` for `@`); the host
 //! is an IP address, `[IPv6]`, or a name resolved by the libc at connect
 //! time. A missing port is the engine's usual one (6379, 3306).
+//!
+//! An engine on the same host can be reached through its Unix socket
+//! instead: `redis+unix://[user:password@]/path/redis.sock[?db=N]` (also
+//! `unix://...`, the form of the redis crates), or `?socket=/path` after
+//! either scheme's address (`mysql://user:pw@localhost/db?socket=...`).
 
 use std::fmt;
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// `RELAYSTATE_TIMEOUT` when unset: no operation on an engine waits longer.
@@ -60,6 +66,9 @@ pub struct EngineUrl {
     /// The path after the authority without its `/`: the Redis database
     /// number or the MySQL database; empty when none.
     pub path: String,
+    /// A Unix socket on this host to connect to instead of `host:port`
+    /// (`redis+unix://PATH`, `?socket=PATH`).
+    pub socket: Option<PathBuf>,
 }
 
 impl fmt::Debug for EngineUrl {
@@ -71,6 +80,20 @@ impl fmt::Debug for EngineUrl {
 impl fmt::Display for EngineUrl {
     /// The address for logs: never the password (nor the user).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(sock) = &self.socket {
+            return match self.scheme {
+                Scheme::Redis if self.path.is_empty() => {
+                    write!(f, "redis+unix://{}", sock.display())
+                }
+                Scheme::Redis => write!(f, "redis+unix://{}?db={}", sock.display(), self.path),
+                Scheme::Mysql => write!(
+                    f,
+                    "mysql://localhost/{}?socket={}",
+                    self.path,
+                    sock.display()
+                ),
+            };
+        }
         let host = if self.host.contains(':') {
             format!("[{}]", self.host)
         } else {
@@ -88,18 +111,31 @@ impl EngineUrl {
     /// Parse `text` as an address of `scheme`. `Err` says what is wrong
     /// without repeating the text (it may hold a password).
     pub fn parse(text: &str, scheme: Scheme) -> Result<EngineUrl, String> {
+        if scheme == Scheme::Redis {
+            for unix in ["redis+unix://", "unix://"] {
+                if let Some(rest) = text.strip_prefix(unix) {
+                    return parse_redis_unix(rest);
+                }
+            }
+        }
         let prefix = format!("{}://", scheme.name());
         let rest = text
             .strip_prefix(&prefix)
             .ok_or_else(|| format!("not a {prefix} address"))?;
+        let rest = rest.split('#').next().unwrap_or("");
+        let (rest, query) = rest.split_once('?').unwrap_or((rest, ""));
         let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
         let (userinfo, hostport) = match authority.rsplit_once('@') {
             Some((u, h)) => (Some(u), h),
             None => (None, authority),
         };
         let (user, password) = split_userinfo(userinfo)?;
-        let (host, port) = split_hostport(hostport, scheme.default_port())?;
-        let path = decode(path.split(['?', '#']).next().unwrap_or(""))?;
+        let socket = query_socket(query)?;
+        let (host, port) = match (&socket, hostport) {
+            (Some(_), "") => ("localhost".to_owned(), scheme.default_port()),
+            _ => split_hostport(hostport, scheme.default_port())?,
+        };
+        let path = decode(path)?;
         if scheme == Scheme::Redis && !path.is_empty() && path.parse::<u32>().is_err() {
             return Err("the database is not a number".into());
         }
@@ -113,8 +149,72 @@ impl EngineUrl {
             host,
             port,
             path,
+            socket,
         })
     }
+}
+
+/// `[user:password@]/path/to/socket[?db=N]`, after `redis+unix://`.
+fn parse_redis_unix(rest: &str) -> Result<EngineUrl, String> {
+    let rest = rest.split('#').next().unwrap_or("");
+    let (rest, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let (userinfo, path) = match rest.find("@/") {
+        Some(i) if !rest.starts_with('/') => (rest.get(..i), rest.get(i + 1..).unwrap_or("")),
+        _ => (None, rest),
+    };
+    let (user, password) = split_userinfo(userinfo)?;
+    let mut db = String::new();
+    for (key, value) in params(query)? {
+        match key {
+            "db" if value.parse::<u32>().is_ok() => db = value,
+            "db" => return Err("the database is not a number".into()),
+            _ => return Err("unknown parameter (only db=N)".into()),
+        }
+    }
+    Ok(EngineUrl {
+        scheme: Scheme::Redis,
+        user,
+        password,
+        host: "localhost".into(),
+        port: Scheme::Redis.default_port(),
+        path: db,
+        socket: Some(socket_path(&decode(path)?)?),
+    })
+}
+
+/// The `socket=PATH` of a query, the only parameter known.
+fn query_socket(query: &str) -> Result<Option<PathBuf>, String> {
+    let mut socket = None;
+    for (key, value) in params(query)? {
+        match key {
+            "socket" => socket = Some(socket_path(&value)?),
+            _ => return Err("unknown parameter (only socket=PATH)".into()),
+        }
+    }
+    Ok(socket)
+}
+
+/// `key=value&...`, the values percent-decoded.
+fn params(query: &str) -> Result<Vec<(&str, String)>, String> {
+    query
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').ok_or("a parameter without =")?;
+            Ok((k, decode(v)?))
+        })
+        .collect()
+}
+
+/// A Unix socket's path: absolute, and short enough for `sun_path`.
+fn socket_path(path: &str) -> Result<PathBuf, String> {
+    if !path.starts_with('/') {
+        return Err("the socket path is not absolute".into());
+    }
+    if path.len() > 107 {
+        return Err("the socket path is longer than 107 bytes".into());
+    }
+    Ok(PathBuf::from(path))
 }
 
 type Userinfo = (Option<String>, Option<String>);
@@ -243,6 +343,58 @@ mod tests {
         ] {
             assert!(redis(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn unix_sockets() {
+        let u = redis("redis+unix:///run/redis/redis.sock?db=3").unwrap();
+        assert_eq!(
+            u.socket.as_deref(),
+            Some(std::path::Path::new("/run/redis/redis.sock"))
+        );
+        assert_eq!((u.path.as_str(), &u.user, &u.password), ("3", &None, &None));
+        assert_eq!(u.to_string(), "redis+unix:///run/redis/redis.sock?db=3");
+        let u = redis("unix://relay:p%2Fw@/tmp/r.sock").unwrap();
+        assert_eq!(
+            u.socket.as_deref(),
+            Some(std::path::Path::new("/tmp/r.sock"))
+        );
+        assert_eq!(u.user.as_deref(), Some("relay"));
+        assert_eq!(u.password.as_deref(), Some("p/w"));
+        assert_eq!(
+            u.to_string(),
+            "redis+unix:///tmp/r.sock",
+            "no secrets in logs"
+        );
+        let u = redis("redis://:pw@/1?socket=/tmp/r.sock").unwrap();
+        assert_eq!((u.socket.is_some(), u.path.as_str()), (true, "1"));
+        let u = EngineUrl::parse(
+            "mysql://indimail:pw@localhost/indimail?socket=%2Frun%2Fmysqld%2Fmysqld.sock",
+            Scheme::Mysql,
+        )
+        .unwrap();
+        assert_eq!(
+            u.socket.as_deref(),
+            Some(std::path::Path::new("/run/mysqld/mysqld.sock"))
+        );
+        assert_eq!(
+            u.to_string(),
+            "mysql://localhost/indimail?socket=/run/mysqld/mysqld.sock"
+        );
+        let too_long = format!("redis+unix:///{}", "x".repeat(107));
+        for bad in [
+            "redis+unix://",
+            "redis+unix://relative.sock",
+            "redis+unix:///r.sock?db=x",
+            "redis+unix:///r.sock?sokcet=1",
+            "redis://h?socket=r.sock",
+            "redis://h?db=1",
+            "redis://h/?socket",
+            too_long.as_str(),
+        ] {
+            assert!(redis(bad).is_err(), "{bad}");
+        }
+        assert!(EngineUrl::parse("mysql+unix:///x/db", Scheme::Mysql).is_err());
     }
 
     #[test]
