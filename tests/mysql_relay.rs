@@ -205,6 +205,13 @@ fn indimail_rows_grant_relaying_on_both_front_ends_and_ours_are_indimails() {
     );
     assert!(relays(&a, src), "fresh rows kept");
     assert!(!text(&o).contains("ssh-1.5-"), "no password in the output");
+    // every program said COM_QUIT: not one "Aborted connection" warning
+    assert_eq!(
+        db.sql("show global status like 'Aborted_clients'"),
+        "Aborted_clients\t0",
+        "{}",
+        db.log()
+    );
 }
 
 #[test]

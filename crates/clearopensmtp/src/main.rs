@@ -58,5 +58,7 @@ fn main() {
             Err(msg) => fail(&msg),
         }
     }
+    // close the engines first (MySQL is told goodbye: no "Aborted connection")
+    drop(engines);
     std::process::exit(code)
 }

@@ -30,5 +30,7 @@ fn main() {
     {
         warn(PROG, &w);
     }
+    // close the engines first (MySQL is told goodbye: no "Aborted connection")
+    drop(engines);
     die(PROG, &rgcore::chain::exec(&argv))
 }

@@ -76,21 +76,15 @@ fn main() {
         warn(PROG, &w);
         Duration::from_secs(rgiptable::DEFAULT_MINUTES * 60)
     });
-    // The engines live on through the exec: their connections are
-    // close-on-exec, and nothing is closed or unmapped for nothing first.
-    let _engines = match relaycheck::client_ip(env::var_os("TCPREMOTEIP").as_deref()) {
+    match relaycheck::client_ip(env::var_os("TCPREMOTEIP").as_deref()) {
         Ok(ip) => {
             let engines = Engines::from_env_with(max_age);
             for w in &engines.warnings {
                 warn(PROG, w);
             }
             check(ip, &engines);
-            Some(engines)
         }
-        Err(w) => {
-            warn(PROG, &w);
-            None
-        }
-    };
+        Err(w) => warn(PROG, &w),
+    }
     die(PROG, &rgcore::chain::exec(&argv))
 }
