@@ -12,6 +12,10 @@
 # shared: the least disturbed round), task-clock (CPU of relaycheck and
 # the program) and elapsed (wall, which also holds the engine's answer).
 # See README.md.
+#
+# PIN=N runs the engines and relaycheck on CPU N only: no process then
+# waits for a wake-up on the other CPU, which shows what the client itself
+# costs apart from the scheduler's cross-CPU work (README.md).
 set -eu
 ROUNDS=${ROUNDS:-15}
 BATCH=${BATCH:-200}
@@ -29,13 +33,14 @@ cleanup() {
   rm -rf "$W"
 }
 trap cleanup EXIT INT TERM
+pin() { if [ -n "${PIN:-}" ]; then taskset -c "$PIN" "$@"; else "$@"; fi; }
 mkdir -p "$W/relay" "$W/deny" "$W/state" "$W/tmp"
-redis-server --port $RPORT --bind $RIP --unixsocket "$W/redis.sock" --unixsocketperm 700 \
+pin redis-server --port $RPORT --bind $RIP --unixsocket "$W/redis.sock" --unixsocketperm 700 \
   --dir "$W" --save '' --appendonly no \
   --daemonize yes --pidfile "$W/redis.pid" --logfile "$W/redis.log"
 mariadb-install-db --no-defaults --datadir="$W/data" --tmpdir="$W/tmp" \
   --auth-root-authentication-method=normal --user=root --skip-test-db >/dev/null
-mariadbd --no-defaults --datadir="$W/data" --tmpdir="$W/tmp" --socket="$W/mdb.sock" \
+pin mariadbd --no-defaults --datadir="$W/data" --tmpdir="$W/tmp" --socket="$W/mdb.sock" \
   --port=$MPORT --bind-address=$MIP --user=root --skip-log-bin --skip-name-resolve \
   --innodb-buffer-pool-size=64M --pid-file="$W/mdb.pid" 2>"$W/mdb.log" &
 i=0
@@ -71,7 +76,7 @@ done
 
 # one batch: the mean task-clock (ms) and elapsed time (us) of a run
 batch() {
-  env "$@" perf stat -e task-clock -r "$BATCH" "$REL/relaycheck" "$REL/relaycheck" --version 2>&1 >/dev/null |
+  pin env "$@" perf stat -e task-clock -r "$BATCH" "$REL/relaycheck" "$REL/relaycheck" --version 2>&1 >/dev/null |
     awk '/task-clock/ {cpu = $1} /seconds time elapsed/ {wall = $1 * 1000000} END {printf "%s %d\n", cpu, wall}'
 }
 stats() { # column: min and median
@@ -101,7 +106,7 @@ report() {
   done
 }
 
-echo "# relaycheck: $REL; $(date -u); $(uptime)"
+echo "# relaycheck: $REL; $(date -u); $(uptime)${PIN:+; everything on CPU $PIN}"
 echo "# $ROUNDS rounds of $BATCH runs each: min and median over the rounds of the mean per run"
 for l in dir redis redis-unix sql sql-unix; do measure $l; done
 r=0
