@@ -24,6 +24,7 @@
 #   REDIS=1  issue 12's comparison instead: both servers have the defences
 #            on; "on" keeps its state in a private Redis (RELAYSTATE, started
 #            here on 127.0.0.1:$REDIS_PORT), "off" in STATEDIR/DENYDIR
+#   REDIS=unix  the same with Redis reached through its Unix socket
 set -eu
 top=$(cd "$(dirname "$0")/../.." && pwd)
 MSGS=${MSGS:-1000}
@@ -72,14 +73,16 @@ serve() {
   pids+=($!)
   eval "pid_$1=$!"
 }
-if [ "${REDIS:-0}" = 1 ]; then
+if [ "${REDIS:-0}" = 1 ] || [ "${REDIS:-0}" = unix ]; then
   REDIS_PORT=${REDIS_PORT:-2541}
   mkdir -p "$W/redis"
   redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$W/redis" --save '' \
+    --unixsocket "$W/redis/redis.sock" --unixsocketperm 700 \
     --appendonly no >"$W/redis.log" 2>&1 &
   pids+=($!)
   sleep 0.5
   ON_RELAYSTATE=redis://127.0.0.1:$REDIS_PORT
+  [ "$REDIS" = unix ] && ON_RELAYSTATE=redis+unix://$W/redis/redis.sock
   serve on "$ON_PORT" <<'C'
 sendlimits default 100000000 86400
 C
