@@ -7,22 +7,21 @@
 //! paused (SIGSTOP) and restarted, every connection answered within
 //! RELAYSTATE_TIMEOUT.
 
-use std::process::{Command, Output};
-use std::time::{Duration, Instant};
+use std::process::Output;
+use std::time::Instant;
 
-use relaygate::{bin, run_with_input, TempDir};
+use relaygate::TempDir;
 
+#[path = "frontend/mod.rs"]
+mod frontend;
 #[path = "peers/mod.rs"]
 mod peers;
 #[path = "smtpd_support/mod.rs"]
 mod support;
 
+use frontend::{bound, probe, relays, stderr, text, FrontEnd};
 use peers::mariadb::Mariadb;
-use support::{transaction, Client, Mx, Setup};
-
-const TIMEOUT: &str = "0.5";
-const SLACK: Duration = Duration::from_millis(1500);
-const FOREIGN: &str = "friend@elsewhere.test";
+use support::Client;
 
 /// IndiMail's `RELAY_TABLE_LAYOUT` (indimail.h), as its installer creates
 /// the table.
@@ -30,96 +29,11 @@ const INDIMAIL_TABLE: &str = "CREATE TABLE relay (email char(96) not null, \
     ipaddr char(18) not null, timestamp int, unique index (email, ipaddr), \
     index(ipaddr), index(timestamp))";
 
-/// One front-end host: its own directories and a tcpserver + relaycheck +
-/// smtpd chain on `host`, its relay table in MariaDB.
-struct FrontEnd {
-    dirs: TempDir,
-    mx: Mx,
-    sql: String,
-}
-
-impl FrontEnd {
-    fn start(host: &str, sql: &str) -> FrontEnd {
-        let dirs = TempDir::new("front");
-        for d in ["relay", "deny", "state"] {
-            std::fs::create_dir(dirs.join(d)).unwrap();
-        }
-        let mut setup = Setup {
-            before: vec!["relaycheck".into()],
-            host: host.into(),
-            ..Setup::default()
-        };
-        for (k, v) in env_of(&dirs, sql) {
-            setup = setup.env(&k, &v);
-        }
-        FrontEnd {
-            mx: Mx::start(setup),
-            dirs,
-            sql: sql.into(),
-        }
-    }
-
-    fn run(&self, prog: &str, args: &[&str], extra: &[(&str, &str)]) -> Output {
-        let mut cmd = Command::new(bin(prog));
-        cmd.args(args).env_clear().env("PATH", "/usr/bin:/bin");
-        for (k, v) in env_of(&self.dirs, &self.sql) {
-            cmd.env(k, v);
-        }
-        for (k, v) in extra {
-            cmd.env(k, v);
-        }
-        run_with_input(&mut cmd, b"", Duration::from_secs(30))
-    }
-
-    /// relaycheck for `src`: its RELAYCLIENT/RELAYUSER lines and stderr.
-    fn check(&self, src: &str) -> (String, String) {
-        let o = self.run("relaycheck", &["env"], &[("TCPREMOTEIP", src)]);
-        assert!(o.status.success(), "{}", stderr(&o));
-        let relay = text(&o)
-            .lines()
-            .filter(|l| l.starts_with("RELAYCLIENT=") || l.starts_with("RELAYUSER="))
-            .map(|l| format!("{l}\n"))
-            .collect();
-        (relay, stderr(&o))
-    }
-
-    fn login(&self, src: &str, user: Option<&str>) -> Output {
-        let mut env = vec![("TCPREMOTEIP", src)];
-        env.extend(user.map(|u| ("USER", u)));
-        self.run("relayallow", &["true"], &env)
-    }
-}
-
-fn env_of(dirs: &TempDir, sql: &str) -> Vec<(String, String)> {
-    let d = |n: &str| dirs.join(n).display().to_string();
-    vec![
-        ("RELAYDIR".into(), d("relay")),
-        ("DENYDIR".into(), d("deny")),
-        ("STATEDIR".into(), d("state")),
-        ("RELAYSQL".into(), sql.into()),
-        ("RELAYSTATE_TIMEOUT".into(), TIMEOUT.into()),
-    ]
-}
-
-fn text(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn relays(fe: &FrontEnd, src: &str) -> bool {
-    let r = transaction(
-        &fe.mx,
-        src,
-        "client.test",
-        "<joe@example.org>",
-        &[&format!("<{FOREIGN}>")],
-    );
-    let r = r.into_iter().next().unwrap_or_default();
-    assert!(r.starts_with("250") || r.starts_with("553"), "{src}: {r}");
-    r.starts_with("250")
+/// relayallow on `fe` after a login from `src` (as `user`).
+fn login(fe: &FrontEnd, src: &str, user: Option<&str>) -> Output {
+    let mut env = vec![("TCPREMOTEIP", src)];
+    env.extend(user.map(|u| ("USER", u)));
+    fe.run("relayallow", &["true"], &env)
 }
 
 #[test]
@@ -129,9 +43,9 @@ fn indimail_rows_grant_relaying_on_both_front_ends_and_ours_are_indimails() {
         return;
     };
     db.sql(INDIMAIL_TABLE);
-    let a = FrontEnd::start("127.0.0.36", &db.url());
+    let a = FrontEnd::start("127.0.0.36", "RELAYSQL", &db.url());
     // B reaches MariaDB through its Unix socket
-    let b = FrontEnd::start("127.0.0.37", &db.socket_url());
+    let b = FrontEnd::start("127.0.0.37", "RELAYSQL", &db.socket_url());
     let src = "127.0.0.51";
     assert!(
         !relays(&a, src) && !relays(&b, src),
@@ -153,7 +67,7 @@ fn indimail_rows_grant_relaying_on_both_front_ends_and_ours_are_indimails() {
     );
 
     // relayallow writes IndiMail's row; IndiMail's relay_select() finds it
-    let o = a.login("127.0.0.53", Some("ann@example.org"));
+    let o = login(&a, "127.0.0.53", Some("ann@example.org"));
     assert!(o.status.success() && o.stderr.is_empty(), "{}", stderr(&o));
     assert_eq!(
         db.sql("select email FROM relay WHERE ipaddr=\"127.0.0.53\" AND timestamp>(UNIX_TIMESTAMP()-3600)"),
@@ -162,13 +76,13 @@ fn indimail_rows_grant_relaying_on_both_front_ends_and_ours_are_indimails() {
     assert!(relays(&b, "127.0.0.53"));
     // a second login refreshes the same row (unique email, ipaddr)
     db.sql("update relay set timestamp = timestamp - 100 where ipaddr = '127.0.0.53'");
-    a.login("127.0.0.53", Some("ann@example.org"));
+    login(&a, "127.0.0.53", Some("ann@example.org"));
     assert_eq!(
         db.sql("select count(*), max(timestamp) > UNIX_TIMESTAMP() - 60 from relay where ipaddr = '127.0.0.53'"),
         "1\t1"
     );
     // without USER the email column holds the IP text; no RELAYUSER then
-    a.login("127.0.0.54", None);
+    login(&a, "127.0.0.54", None);
     assert_eq!(
         db.sql("select email from relay where ipaddr = '127.0.0.54'"),
         "127.0.0.54"
@@ -176,7 +90,7 @@ fn indimail_rows_grant_relaying_on_both_front_ends_and_ours_are_indimails() {
     assert_eq!(b.check("127.0.0.54").0, "RELAYCLIENT=\n");
     // a user name cannot break the statement
     let odd = "o'hara\\x@example.org";
-    let o = a.login("127.0.0.55", Some(odd));
+    let o = login(&a, "127.0.0.55", Some(odd));
     assert!(o.status.success() && o.stderr.is_empty(), "{}", stderr(&o));
     assert_eq!(
         db.sql("select email from relay where ipaddr = '127.0.0.55'"),
@@ -220,14 +134,14 @@ fn a_missing_table_is_created_as_indimail_does_and_a_bad_password_is_one_line() 
     let Some(db) = Mariadb::start(&tmp) else {
         return;
     };
-    let a = FrontEnd::start("127.0.0.38", &db.url());
+    let a = FrontEnd::start("127.0.0.38", "RELAYSQL", &db.url());
     let (relay, err) = a.check("127.0.0.57");
     assert_eq!(relay, "");
     assert!(
         err.contains("doesn't exist") && err.contains("relay grants off"),
         "{err}"
     );
-    let o = a.login("127.0.0.57", Some("joe@example.org"));
+    let o = login(&a, "127.0.0.57", Some("joe@example.org"));
     assert!(o.status.success() && o.stderr.is_empty(), "{}", stderr(&o));
     let create = db.sql("show create table relay");
     for column in [
@@ -250,7 +164,11 @@ fn a_missing_table_is_created_as_indimail_does_and_a_bad_password_is_one_line() 
     assert!(o.status.success() && o.stderr.is_empty(), "{}", stderr(&o));
     assert_eq!(db.sql("select email from relay2"), "::1");
 
-    let wrong = FrontEnd::start("127.0.0.39", &db.url().replace("ssh-1.5-", "nope"));
+    let wrong = FrontEnd::start(
+        "127.0.0.39",
+        "RELAYSQL",
+        &db.url().replace("ssh-1.5-", "nope"),
+    );
     let (relay, err) = wrong.check("127.0.0.57");
     assert_eq!(relay, "");
     assert_eq!(err.lines().count(), 1, "{err}");
@@ -262,26 +180,6 @@ fn a_missing_table_is_created_as_indimail_does_and_a_bad_password_is_one_line() 
     assert!(c.reply().starts_with("220 "), "mail still accepted");
 }
 
-fn bound() -> Duration {
-    Duration::from_secs_f64(TIMEOUT.parse().unwrap()) + SLACK
-}
-
-/// A connection from `src`: the time to the greeting, then whether a
-/// foreign and a local recipient are accepted.
-fn probe(fe: &FrontEnd, src: &str) -> (Duration, bool, bool) {
-    let start = Instant::now();
-    let mut c = Client::connect(src, &fe.mx.addr);
-    let g = c.reply();
-    let waited = start.elapsed();
-    assert!(g.starts_with("220 "), "greeting: {g}");
-    assert!(c.cmd("EHLO client.test").starts_with("250"));
-    assert!(c.cmd("MAIL FROM:<joe@example.org>").starts_with("250"));
-    let foreign = c.cmd(&format!("RCPT TO:<{FOREIGN}>")).starts_with("250");
-    let local = c.cmd("RCPT TO:<postmaster@example.org>").starts_with("250");
-    c.cmd("QUIT");
-    (waited, foreign, local)
-}
-
 #[test]
 fn mariadb_stopped_paused_and_restarted_fails_closed_in_bounded_time() {
     let tmp = TempDir::new("sql-faults");
@@ -289,9 +187,9 @@ fn mariadb_stopped_paused_and_restarted_fails_closed_in_bounded_time() {
         return;
     };
     db.sql(INDIMAIL_TABLE);
-    let a = FrontEnd::start("127.0.0.40", &db.url());
+    let a = FrontEnd::start("127.0.0.40", "RELAYSQL", &db.url());
     let src = "127.0.0.58";
-    let o = a.login(src, Some("joe@example.org"));
+    let o = login(&a, src, Some("joe@example.org"));
     assert!(o.status.success() && o.stderr.is_empty(), "{}", stderr(&o));
     let (_, foreign, local) = probe(&a, src);
     assert!(foreign && local);
@@ -320,7 +218,7 @@ fn mariadb_stopped_paused_and_restarted_fails_closed_in_bounded_time() {
         );
 
         let start = Instant::now();
-        let o = a.login(src, Some("joe@example.org"));
+        let o = login(&a, src, Some("joe@example.org"));
         let waited = start.elapsed();
         assert!(
             o.status.success() && waited < bound(),

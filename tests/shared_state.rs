@@ -10,115 +10,20 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use relaygate::{bin, bin_dir, run_with_input, TempDir};
+use relaygate::{bin, bin_dir, TempDir};
 
 #[path = "dovecot/mod.rs"]
 mod dovecot;
+#[path = "frontend/mod.rs"]
+mod frontend;
 #[path = "peers/mod.rs"]
 mod peers;
 #[path = "smtpd_support/mod.rs"]
 mod support;
 
+use frontend::{bound, host_env, names, probe, relays, stderr, text, FrontEnd};
 use peers::redis::Redis;
 use support::{transaction, Client, Mx, Setup};
-
-/// RELAYSTATE_TIMEOUT of the fault tests, and the slack allowed on top
-/// (two shared cores, parallel tests).
-const TIMEOUT: &str = "0.5";
-const SLACK: Duration = Duration::from_millis(1500);
-
-/// A recipient elsewhere: accepted only from a client that may relay.
-const FOREIGN: &str = "friend@elsewhere.test";
-
-/// One front-end host: its own RELAYDIR, DENYDIR and STATEDIR, and a
-/// tcpserver + relaycheck + smtpd chain on `host`, sharing `relaystate`.
-struct FrontEnd {
-    dirs: TempDir,
-    mx: Mx,
-}
-
-impl FrontEnd {
-    fn start(host: &str, relaystate: &str) -> FrontEnd {
-        let dirs = TempDir::new("front");
-        for d in ["relay", "deny", "state"] {
-            std::fs::create_dir(dirs.join(d)).unwrap();
-        }
-        let mut setup = Setup {
-            before: vec!["relaycheck".into()],
-            host: host.into(),
-            ..Setup::default()
-        };
-        for (k, v) in env_of(&dirs, relaystate) {
-            setup = setup.env(&k, &v);
-        }
-        FrontEnd {
-            mx: Mx::start(setup),
-            dirs,
-        }
-    }
-
-    /// Run one of our programs with this host's environment plus `extra`.
-    fn run(&self, prog: &str, args: &[&str], relaystate: &str, extra: &[(&str, &str)]) -> Output {
-        let mut cmd = Command::new(bin(prog));
-        cmd.args(args).env_clear().env("PATH", "/usr/bin:/bin");
-        for (k, v) in env_of(&self.dirs, relaystate) {
-            cmd.env(k, v);
-        }
-        for (k, v) in extra {
-            cmd.env(k, v);
-        }
-        run_with_input(&mut cmd, b"", Duration::from_secs(30))
-    }
-
-    fn deny_entries(&self) -> Vec<String> {
-        names(&self.dirs.join("deny"))
-    }
-}
-
-/// The variables of a front-end host.
-fn env_of(dirs: &TempDir, relaystate: &str) -> Vec<(String, String)> {
-    let d = |n: &str| dirs.join(n).display().to_string();
-    vec![
-        ("RELAYDIR".into(), d("relay")),
-        ("DENYDIR".into(), d("deny")),
-        ("STATEDIR".into(), d("state")),
-        ("RELAYSTATE".into(), relaystate.into()),
-        ("RELAYSTATE_TIMEOUT".into(), TIMEOUT.into()),
-    ]
-}
-
-fn names(dir: &std::path::Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(dir)
-        .map(|rd| {
-            rd.flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
-    v.sort();
-    v
-}
-
-fn text(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-/// The RCPT reply for `rcpt` in one transaction from `src` (a message
-/// follows when it is accepted).
-fn rcpt_reply(fe: &FrontEnd, src: &str, rcpt: &str) -> String {
-    let r = transaction(
-        &fe.mx,
-        src,
-        "client.test",
-        "<joe@example.org>",
-        &[&format!("<{rcpt}>")],
-    );
-    r.into_iter().next().unwrap_or_default()
-}
 
 /// The first reply to a connection from `src`: the greeting, or
 /// relaycheck's 421.
@@ -129,12 +34,6 @@ fn first_words(fe: &FrontEnd, src: &str) -> String {
         c.cmd("QUIT");
     }
     words
-}
-
-fn relays(fe: &FrontEnd, src: &str) -> bool {
-    let r = rcpt_reply(fe, src, FOREIGN);
-    assert!(r.starts_with("250") || r.starts_with("553"), "{src}: {r}");
-    r.starts_with("250")
 }
 
 /// Lines of `log` (a front-end's stderr) that contain `what`.
@@ -170,9 +69,9 @@ fn a_pop_login_on_one_front_end_grants_relaying_on_the_other_with_a_ttl() {
     };
     pass_relaystate(&d, &url);
 
-    let a = FrontEnd::start("127.0.0.31", &url);
+    let a = FrontEnd::start("127.0.0.31", "RELAYSTATE", &url);
     // B logs in to the same Redis through its Unix socket
-    let b = FrontEnd::start("127.0.0.32", &redis.unix_url(0));
+    let b = FrontEnd::start("127.0.0.32", "RELAYSTATE", &redis.unix_url(0));
     let src = "127.0.0.41";
     assert!(
         !relays(&a, src) && !relays(&b, src),
@@ -211,7 +110,7 @@ fn a_pop_login_on_one_front_end_grants_relaying_on_the_other_with_a_ttl() {
         !relays(&a, "127.0.0.42") && !relays(&b, "127.0.0.42"),
         "only that address"
     );
-    let env = a.run("relaycheck", &["env"], &url, &[("TCPREMOTEIP", src)]);
+    let env = a.run("relaycheck", &["env"], &[("TCPREMOTEIP", src)]);
     assert!(
         text(&env).contains("RELAYUSER=joe@example.org\n"),
         "{}",
@@ -222,7 +121,6 @@ fn a_pop_login_on_one_front_end_grants_relaying_on_the_other_with_a_ttl() {
     let env = a.run(
         "relaycheck",
         &["env"],
-        &url,
         &[("TCPREMOTEIP", src), ("RELAY_CLEAR_MINUTES", "0")],
     );
     assert!(!text(&env).contains("RELAYCLIENT="), "{}", text(&env));
@@ -230,7 +128,6 @@ fn a_pop_login_on_one_front_end_grants_relaying_on_the_other_with_a_ttl() {
     let short = a.run(
         "relayallow",
         &["true"],
-        &url,
         &[("TCPREMOTEIP", "127.0.0.43"), ("RELAY_CLEAR_MINUTES", "1")],
     );
     assert!(
@@ -246,7 +143,11 @@ fn a_pop_login_on_one_front_end_grants_relaying_on_the_other_with_a_ttl() {
 
     // the wrong password is no grant and one log line, nothing else
     for wrong in [&url, &redis.unix_url(0)].map(|u| u.replace("r3dis-pw", "wrong")) {
-        let env = a.run("relaycheck", &["env"], &wrong, &[("TCPREMOTEIP", src)]);
+        let env = a.run(
+            "relaycheck",
+            &["env"],
+            &[("TCPREMOTEIP", src), ("RELAYSTATE", &wrong)],
+        );
         assert!(env.status.success() && !text(&env).contains("RELAYCLIENT="));
         assert_eq!(
             count_lines(&stderr(&env), "relay grants off"),
@@ -283,12 +184,12 @@ fn a_ban_on_one_front_end_refuses_on_the_other_until_its_ttl() {
     let url = redis.url(2);
     // B reaches the same Redis through its Unix socket
     let unix = redis.unix_url(2);
-    let a = FrontEnd::start("127.0.0.33", &url);
-    let b = FrontEnd::start("127.0.0.34", &unix);
+    let a = FrontEnd::start("127.0.0.33", "RELAYSTATE", &url);
+    let b = FrontEnd::start("127.0.0.34", "RELAYSTATE", &unix);
     let src = "127.0.0.44";
     assert!(first_words(&b, src).starts_with("220 "));
 
-    let add = a.run("relaydeny", &["add", src, "3", "abuse-desk"], &url, &[]);
+    let add = a.run("relaydeny", &["add", src, "3", "abuse-desk"], &[]);
     assert!(
         add.status.success() && add.stderr.is_empty(),
         "{}",
@@ -303,7 +204,7 @@ fn a_ban_on_one_front_end_refuses_on_the_other_until_its_ttl() {
     assert!(log.contains(&format!("table={unix},")), "{log}");
     let log = a.mx.log_with("rule=deny cause=abuse-desk");
     assert!(log.contains(&format!("table={url},")), "{log}");
-    let list = b.run("relaydeny", &["list"], &unix, &[]);
+    let list = b.run("relaydeny", &["list"], &[]);
     assert!(
         text(&list).starts_with(&format!("{src} cause=abuse-desk until=")),
         "{}",
@@ -324,9 +225,9 @@ fn a_ban_on_one_front_end_refuses_on_the_other_until_its_ttl() {
         assert!(first_words(fe, src).starts_with("220 "), "ban over");
     }
     // lifting a ban on one host lifts it for all
-    a.run("relaydeny", &["add", src, "600"], &url, &[]);
+    a.run("relaydeny", &["add", src, "600"], &[]);
     assert!(first_words(&b, src).starts_with("421 "));
-    let del = b.run("relaydeny", &["del", src], &unix, &[]);
+    let del = b.run("relaydeny", &["del", src], &[]);
     assert_eq!(text(&del), format!("{src} removed\n"));
     assert!(first_words(&a, src).starts_with("220 "));
 }
@@ -342,24 +243,16 @@ fn smtpd_sending_limit_counts_across_front_ends() {
     };
     let url = redis.url(3);
     let start = |host: &str| {
-        let dirs = TempDir::new("front");
-        for d in ["relay", "deny", "state"] {
-            std::fs::create_dir(dirs.join(d)).unwrap();
-        }
-        let mut setup = Setup {
+        let setup = Setup {
             before: vec!["relaycheck".into()],
             host: host.into(),
             ..Setup::default()
         }
         .rules("127.0.0.46:allow,RELAYCLIENT=\"\"\n:allow\n")
         .control("sendlimits", "default 5 3600\n");
-        for (k, v) in env_of(&dirs, &url) {
-            setup = setup.env(&k, &v);
-        }
-        (Mx::start(setup), dirs)
+        FrontEnd::start_with(setup, "RELAYSTATE", &url)
     };
-    let (a, dirs_a) = start("127.0.0.35");
-    let (b, dirs_b) = start("127.0.0.36");
+    let (a, b) = (start("127.0.0.35"), start("127.0.0.36"));
     let src = "127.0.0.46";
     let send = |mx: &Mx, i: usize| {
         let rcpt = format!("<r{i}@elsewhere.test>");
@@ -369,24 +262,24 @@ fn smtpd_sending_limit_counts_across_front_ends() {
             .unwrap_or_default()
     };
     for i in 0..3 {
-        let r = send(&a, i);
+        let r = send(&a.mx, i);
         assert!(r.starts_with("250"), "{i} through a: {r}");
     }
     for i in 3..5 {
-        let r = send(&b, i);
+        let r = send(&b.mx, i);
         assert!(r.starts_with("250"), "{i} through b: {r}");
     }
-    for (mx, i) in [(&a, 5), (&b, 6)] {
-        let r = send(mx, i);
+    for (fe, i) in [(&a, 5), (&b, 6)] {
+        let r = send(&fe.mx, i);
         assert!(
             r.starts_with("451 4.7.1"),
             "the shared limit of 5 holds: {r}"
         );
     }
-    assert!(b.log_with("rule=sendlimit").contains("rule=sendlimit"));
-    for d in [&dirs_a, &dirs_b] {
+    assert!(b.mx.log_with("rule=sendlimit").contains("rule=sendlimit"));
+    for fe in [&a, &b] {
         assert!(
-            names(&d.join("state")).is_empty(),
+            names(&fe.dirs.join("state")).is_empty(),
             "counted in Redis, not on the host"
         );
     }
@@ -407,9 +300,7 @@ fn state_bin() -> PathBuf {
 fn state_cmd(dirs: &TempDir, url: &str, go: &std::path::Path, args: &[&str]) -> Command {
     let mut c = Command::new(state_bin());
     c.args(args).env("RGSTATE_GO", go);
-    for (k, v) in env_of(dirs, url) {
-        c.env(k, v);
-    }
+    c.envs(host_env(dirs, "RELAYSTATE", url));
     c.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -510,27 +401,6 @@ fn timed<T>(f: impl FnOnce() -> T) -> (T, Duration) {
     (v, start.elapsed())
 }
 
-fn bound() -> Duration {
-    Duration::from_secs_f64(TIMEOUT.parse().unwrap()) + SLACK
-}
-
-/// A connection from `src`: the time to the greeting, then whether a
-/// foreign and a local recipient are accepted.
-fn probe(fe: &FrontEnd, src: &str) -> (Duration, bool, bool) {
-    let (mut c, waited) = timed(|| {
-        let mut c = Client::connect(src, &fe.mx.addr);
-        let g = c.reply();
-        assert!(g.starts_with("220 "), "greeting: {g}");
-        c
-    });
-    assert!(c.cmd("EHLO client.test").starts_with("250"));
-    assert!(c.cmd("MAIL FROM:<joe@example.org>").starts_with("250"));
-    let foreign = c.cmd(&format!("RCPT TO:<{FOREIGN}>")).starts_with("250");
-    let local = c.cmd("RCPT TO:<postmaster@example.org>").starts_with("250");
-    c.cmd("QUIT");
-    (waited, foreign, local)
-}
-
 #[test]
 fn redis_stopped_paused_and_restarted_fails_closed_for_grants_and_back_to_files_for_bans() {
     let tmp = TempDir::new("shared-faults");
@@ -538,9 +408,9 @@ fn redis_stopped_paused_and_restarted_fails_closed_for_grants_and_back_to_files_
         return;
     };
     let url = redis.url(0);
-    let a = FrontEnd::start("127.0.0.35", &url);
+    let a = FrontEnd::start("127.0.0.35", "RELAYSTATE", &url);
     let src = "127.0.0.46";
-    let login = |fe: &FrontEnd| fe.run("relayallow", &["true"], &url, &[("TCPREMOTEIP", src)]);
+    let login = |fe: &FrontEnd| fe.run("relayallow", &["true"], &[("TCPREMOTEIP", src)]);
     let o = login(&a);
     assert!(o.status.success() && o.stderr.is_empty(), "{}", stderr(&o));
     let (_, foreign, local) = probe(&a, src);
@@ -584,14 +454,7 @@ fn redis_stopped_paused_and_restarted_fails_closed_for_grants_and_back_to_files_
         } else {
             "127.0.0.48"
         };
-        let (o, waited) = timed(|| {
-            a.run(
-                "relaydeny",
-                &["add", ban_ip, "600", "probelimits"],
-                &url,
-                &[],
-            )
-        });
+        let (o, waited) = timed(|| a.run("relaydeny", &["add", ban_ip, "600", "probelimits"], &[]));
         assert!(
             o.status.success() && waited < bound(),
             "{fault}: {waited:?} {}",
