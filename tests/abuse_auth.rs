@@ -340,7 +340,9 @@ fn hydra_is_banned_with_the_defaults() {
         ));
         if off {
             assert!(found, "hydra finds it without defences: {text}\n{log}");
-            assert!(failed >= 40, "{failed}: {log}");
+            // the password is the 41st word; with -f hydra stops at it,
+            // and the other 3 tasks' guesses in flight may go unanswered
+            assert!(failed >= 37, "{failed}: {log}");
             assert!(lab.ban_entry("127.0.0.1").is_none());
             continue;
         }

@@ -115,8 +115,18 @@ impl Drop for Conn {
 impl Conn {
     /// Connect to the server at `url` and log in, before `deadline`.
     pub fn connect(url: &EngineUrl, login: &Login, deadline: Instant) -> Result<Conn, SqlError> {
+        Conn::login_over(net::connect(url, deadline)?, login, deadline)
+    }
+
+    /// Log in over `stream`, connected to a server (or to a test's or a
+    /// fuzzer's bytes), before `deadline`.
+    pub fn login_over(
+        stream: net::Stream,
+        login: &Login,
+        deadline: Instant,
+    ) -> Result<Conn, SqlError> {
         let mut c = Conn {
-            stream: net::connect(url, deadline)?,
+            stream,
             reader: Reader::default(),
             seq: 0,
             ready: false,

@@ -79,10 +79,16 @@ pub struct Conn {
 impl Conn {
     /// Connect to the server at `url` before `deadline`.
     pub fn connect(url: &EngineUrl, deadline: Instant) -> io::Result<Conn> {
-        Ok(Conn {
-            stream: net::connect(url, deadline)?,
+        Ok(Conn::over(net::connect(url, deadline)?))
+    }
+
+    /// A connection over `stream`, connected to a server (or to a test's
+    /// or a fuzzer's bytes).
+    pub fn over(stream: net::Stream) -> Conn {
+        Conn {
+            stream,
             reader: Reader::default(),
-        })
+        }
     }
 
     /// Send every request in `requests` at once, then read one reply for
