@@ -21,7 +21,10 @@ fn control_dir() -> &'static PathBuf {
         std::fs::create_dir_all(&dir).expect("temp dir");
         for (name, text) in [
             ("me", "mx.example.org\n"),
-            ("rcpthosts", "example.org\nmx.example.org\n.lists.example.org\n"),
+            (
+                "rcpthosts",
+                "example.org\nmx.example.org\n.lists.example.org\n",
+            ),
             ("relaymailfrom", "@allowed.example\n"),
             ("badmailfrom", "@*.spam.example\n"),
             ("badrcptto", "trap@example.org\n"),
@@ -56,7 +59,8 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let mut ctl = Controls::with_databytes_env(control_dir().clone(), None);
-    let d = decide_rcpt(&stranger(), &sender.path, &rcpt.path, &mut ctl).expect("controls readable");
+    let d =
+        decide_rcpt(&stranger(), &sender.path, &rcpt.path, &mut ctl).expect("controls readable");
     if let Path::Mailbox(m) = &rcpt.path {
         // the first look-ups scan the text, later ones use the index: same answers
         let first = ctl.in_rcpthosts(&m.domain).expect("rcpthosts");

@@ -6,8 +6,8 @@ use libfuzzer_sys::fuzz_target;
 use rgcore::Failure;
 use rgpolicy::addr::{parse_mail, parse_rcpt, Path};
 use rgsmtp::{
-    Action, AuthOutcome, Config, Env, MailOk, QueueOutcome, RcptOutcome, RcptVerdict, Reply, Session,
-    Wants,
+    Action, AuthOutcome, Config, Env, MailOk, QueueOutcome, RcptOutcome, RcptVerdict, Reply,
+    Session, Wants,
 };
 
 struct Toy;
@@ -33,7 +33,10 @@ impl Env for Toy {
                 sender: p.path,
                 params: p.params,
             }),
-            Err(e) => Err(Reply { code: e.code, text: e.text }),
+            Err(e) => Err(Reply {
+                code: e.code,
+                text: e.text,
+            }),
         })
     }
     fn rcpt(&mut self, _: &Path, arg: &[u8], auth: Option<&str>) -> Result<RcptOutcome, Failure> {
@@ -49,10 +52,19 @@ impl Env for Toy {
             Err(_) => (false, String::new()),
         };
         let verdict = match accept {
-            true => RcptVerdict::Accept { queued: queued.clone().into_bytes() },
-            false => RcptVerdict::Refuse(Reply { code: 553, text: "5.7.1 no".into() }),
+            true => RcptVerdict::Accept {
+                queued: queued.clone().into_bytes(),
+            },
+            false => RcptVerdict::Refuse(Reply {
+                code: 553,
+                text: "5.7.1 no".into(),
+            }),
         };
-        Ok(RcptOutcome { verdict, rule: "toy".into(), address: queued.into_bytes() })
+        Ok(RcptOutcome {
+            verdict,
+            rule: "toy".into(),
+            address: queued.into_bytes(),
+        })
     }
     fn now(&mut self) -> u64 {
         0

@@ -19,7 +19,9 @@ fuzz_target!(|data: &[u8]| {
         let step = s.line(line);
         if let Some(r) = &step.reply {
             assert!(r.len() >= 3 && r.as_bytes()[..3].iter().all(u8::is_ascii_digit));
-            assert!(r.bytes().all(|b| b == b'\r' || b == b'\n' || (0x20..0x7f).contains(&b)));
+            assert!(r
+                .bytes()
+                .all(|b| b == b'\r' || b == b'\n' || (0x20..0x7f).contains(&b)));
             data_seen |= r.starts_with("354");
         }
         if let Some(a) = step.arrival {

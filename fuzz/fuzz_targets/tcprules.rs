@@ -14,9 +14,15 @@ fuzz_target!(|data: &[u8]| {
     }
     let db = rgcdb::Cdb::new(m.finish().unwrap().into_inner()).unwrap();
     let text = String::from_utf8_lossy(data);
-    for ip in ["127.0.0.1", "10.1.2.3", "2001:db8::1", "::ffff:10.0.0.1", "x"]
-        .into_iter()
-        .chain(text.lines().take(4))
+    for ip in [
+        "127.0.0.1",
+        "10.1.2.3",
+        "2001:db8::1",
+        "::ffff:10.0.0.1",
+        "x",
+    ]
+    .into_iter()
+    .chain(text.lines().take(4))
     {
         let _ = rgrules::lookup(&db, ip, Some("h.example.org"), Some("u"));
     }

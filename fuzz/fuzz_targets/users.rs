@@ -17,7 +17,10 @@ fuzz_target!(|data: &[u8]| {
             // what parses must survive the round trip through both forms
             for a in &accounts {
                 assert_eq!(rgauth::Account::parse_line(&a.to_line()).as_ref(), Ok(a));
-                assert_eq!(rgauth::Account::from_cdb(&a.address, &a.cdb_data()).as_ref(), Ok(a));
+                assert_eq!(
+                    rgauth::Account::from_cdb(&a.address, &a.cdb_data()).as_ref(),
+                    Ok(a)
+                );
             }
         }
         if let Some(k) = rgauth::CramKeys::from_hex(text) {
