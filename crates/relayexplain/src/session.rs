@@ -207,10 +207,9 @@ impl Sess<'_> {
             let mut abuse = rgpolicy::abuse::Abuse::new(self.ctl.dir().to_path_buf());
             if !abuse.senders()?.allows(user, &queued) {
                 self.r.say(S, format!("senders: {user} may not send as <{queued}> (only the login itself, <> or addresses listed for it in senders)"));
-                let r = reply::SENDER_NOT_OWNED.reply();
                 return Ok(Err((
                     "senderlogin".into(),
-                    format!("{} {}", r.code, r.text),
+                    reply::SENDER_NOT_OWNED.to_string(),
                 )));
             }
             self.r
@@ -327,8 +326,7 @@ impl Sess<'_> {
         let total = n + self.probes;
         if total >= t.count && self.closed.is_none() {
             self.r.say(S, format!("probelimits: this is attempt {total} of {} in {} s: the client is banned for {} s and the session ends", t.count, t.window.as_secs(), t.ban.as_secs()));
-            let r = reply::PROBE_BANNED.reply();
-            self.closed = Some(("probelimits".into(), format!("{} {}", r.code, r.text)));
+            self.closed = Some(("probelimits".into(), reply::PROBE_BANNED.to_string()));
         }
     }
 
@@ -350,9 +348,8 @@ impl Sess<'_> {
         let count = n + self.sent;
         if count >= limit.count {
             self.r.say(S, format!("sendlimits: {who} has {count} relayed recipients in {} s, the limit is {}: refused", limit.window.as_secs(), limit.count));
-            let r = reply::SENDLIMIT.reply();
             let rule = format!("sendlimit {who} count={count} limit={}", limit.count);
-            return Some(refused(shown, &rule, &format!("{} {}", r.code, r.text)));
+            return Some(refused(shown, &rule, &reply::SENDLIMIT.to_string()));
         }
         self.sent += 1;
         None

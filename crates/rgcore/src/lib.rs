@@ -13,6 +13,7 @@ pub mod diag;
 pub mod exit;
 pub mod ip;
 pub mod paths;
+pub mod reply;
 pub mod testing;
 
 pub use diag::Failure;

@@ -8,6 +8,7 @@
 
 use std::net::IpAddr;
 
+use rgcore::reply::Fixed;
 use rgcore::Failure;
 
 use crate::addr::{literal_ip, Mailbox, Path};
@@ -98,49 +99,33 @@ impl Rule {
     }
 }
 
-/// A refusal: the SMTP code and the text after it (enhanced status code
-/// first), kept apart so nobody splits or joins reply lines.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Reply {
-    /// The three-digit SMTP code.
-    pub code: u16,
-    /// `5.7.1 sorry, ...`.
-    pub text: &'static str,
-}
-
-impl std::fmt::Display for Reply {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} {}", self.code, self.text)
-    }
-}
-
 /// The one text for a recipient nobody may relay to (qmail's).
-pub const NORELAY: Reply = Reply {
+pub const NORELAY: Fixed = Fixed {
     code: 553,
     text: "5.7.1 sorry, that domain isn't in my list of allowed rcpthosts",
 };
 /// `badmailfrom` holds the sender.
-pub const BADMAILFROM: Reply = Reply {
+pub const BADMAILFROM: Fixed = Fixed {
     code: 553,
     text: "5.7.1 sorry, your envelope sender is in my badmailfrom list",
 };
 /// `badrcptto` holds the recipient.
-pub const BADRCPTTO: Reply = Reply {
+pub const BADRCPTTO: Fixed = Fixed {
     code: 553,
     text: "5.7.1 sorry, your envelope recipient is in my badrcptto list",
 };
 /// No such user at a local domain (`rule=recipients`).
-pub const NO_SUCH_USER: Reply = Reply {
+pub const NO_SUCH_USER: Fixed = Fixed {
     code: 550,
     text: "5.1.1 no such user",
 };
 /// The domain's LMTP server could not answer the recipient check.
-pub const RECIPIENT_UNVERIFIED: Reply = Reply {
+pub const RECIPIENT_UNVERIFIED: Fixed = Fixed {
     code: 450,
     text: "4.4.1 unable to verify recipient, try again later",
 };
 /// `<>` as a recipient.
-pub const SYNTAX: Reply = Reply {
+pub const SYNTAX: Fixed = Fixed {
     code: 553,
     text: "5.1.3 bad recipient address",
 };
@@ -157,7 +142,7 @@ pub enum Verdict {
         queued: String,
     },
     /// The reply to send.
-    Refuse(Reply),
+    Refuse(Fixed),
 }
 
 /// The verdict on one recipient and the rule that decided it.
@@ -184,7 +169,7 @@ impl Decision {
     }
 }
 
-fn refuse(rule: Rule, reply: Reply) -> Decision {
+fn refuse(rule: Rule, reply: Fixed) -> Decision {
     Decision {
         rule,
         verdict: Verdict::Refuse(reply),

@@ -7,21 +7,14 @@
 
 use crate::Reply;
 
-/// A fixed reply kept as code and text, for an [`crate::Env`] to return.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Fixed {
-    /// The three-digit SMTP code.
-    pub code: u16,
-    /// What follows it.
-    pub text: &'static str,
-}
+pub use rgcore::reply::Fixed;
 
-impl Fixed {
-    /// As a [`Reply`].
-    pub fn reply(&self) -> Reply {
+impl From<Fixed> for Reply {
+    /// A fixed reply as one an [`crate::Env`] returns.
+    fn from(f: Fixed) -> Reply {
         Reply {
-            code: self.code,
-            text: self.text.to_string(),
+            code: f.code,
+            text: f.text.to_string(),
         }
     }
 }

@@ -507,13 +507,13 @@ impl Env for Strict {
     }
     fn check_sender(&mut self, sender: &Vec<u8>, user: &str) -> Result<Option<Refusal>, Failure> {
         Ok((sender.as_slice() != user.as_bytes()).then(|| Refusal {
-            reply: crate::reply::SENDER_NOT_OWNED.reply(),
+            reply: Reply::from(crate::reply::SENDER_NOT_OWNED),
             rule: "senderlogin".into(),
         }))
     }
     fn hangup(&mut self) -> Option<Hangup> {
         (self.refused >= 2).then(|| Hangup {
-            reply: crate::reply::PROBE_BANNED.reply(),
+            reply: Reply::from(crate::reply::PROBE_BANNED),
             log: "event=ban rule=probelimits".into(),
         })
     }

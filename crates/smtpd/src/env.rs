@@ -125,7 +125,7 @@ impl PolicyEnv {
         };
         let rule = format!("sendlimit {named} count={} limit={}", o.count, o.limit);
         Ok(Some(refused(
-            rgsmtp::reply::SENDLIMIT.reply(),
+            Reply::from(rgsmtp::reply::SENDLIMIT),
             rule,
             Vec::new(),
         )))
@@ -138,7 +138,7 @@ impl PolicyEnv {
         self.log_warnings();
         if let Some(until) = banned? {
             self.hangup = Some(Hangup {
-                reply: rgsmtp::reply::PROBE_BANNED.reply(),
+                reply: Reply::from(rgsmtp::reply::PROBE_BANNED),
                 log: format!("event=ban rule=probelimits cause=probelimits until={until}"),
             });
         }
@@ -178,10 +178,7 @@ impl PolicyEnv {
         if r.is_probe() && !self.may_relay()? {
             self.count_probe()?;
         }
-        let reply = Reply {
-            code: r.reply.code,
-            text: r.reply.text.to_string(),
-        };
+        let reply = Reply::from(r.reply);
         Ok(Some(refused(reply, r.rule, Vec::new())))
     }
 
@@ -293,14 +290,7 @@ impl Env for PolicyEnv {
                 rule,
                 address,
             },
-            Verdict::Refuse(r) => refused(
-                Reply {
-                    code: r.code,
-                    text: r.text.to_string(),
-                },
-                rule,
-                address,
-            ),
+            Verdict::Refuse(r) => refused(Reply::from(r), rule, address),
         })
     }
 
@@ -330,7 +320,7 @@ impl Env for PolicyEnv {
             return Ok(None);
         }
         Ok(Some(Refusal {
-            reply: rgsmtp::reply::SENDER_NOT_OWNED.reply(),
+            reply: Reply::from(rgsmtp::reply::SENDER_NOT_OWNED),
             rule: "senderlogin".into(),
         }))
     }

@@ -17,9 +17,10 @@
 use std::time::{Duration, SystemTime};
 
 use rgcore::control;
+use rgcore::reply::Fixed;
 use rgcore::Failure;
 use rgpolicy::controls::Controls;
-use rgpolicy::decide::{self, Reply};
+use rgpolicy::decide;
 use rgpolicy::recipients::Listing;
 use rgqueue::route::{Proto, RouteFile};
 
@@ -29,7 +30,7 @@ use crate::lmtpprobe::{self, Answer};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refusal {
     /// `550 5.1.1` or `450 4.4.1`.
-    pub reply: Reply,
+    pub reply: Fixed,
     /// `recipients check=list|lmtp [error=WHY]`.
     pub rule: String,
 }
