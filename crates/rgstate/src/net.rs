@@ -1,7 +1,8 @@
-//! Deadline-bounded sockets for the engine clients: connect to a host
-//! (TCP) or a local socket (Unix) within a deadline, and read or write so
-//! that no call waits past it (each system call's timeout is the time
-//! left). Owns no state beyond one socket.
+//! Deadline-bounded sockets for the engine clients (and smtpd's LMTP
+//! recipient probe): connect to a host (TCP) or a local socket (Unix)
+//! within a deadline, and read or write so that no call waits past it
+//! (each system call's timeout is the time left). Owns no state beyond
+//! one socket.
 
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
@@ -73,10 +74,14 @@ pub fn left(deadline: Instant) -> io::Result<Duration> {
 
 /// Connect to the engine at `url` before `deadline`: its socket when it
 /// names one, else its host and port.
+/// A Redis connection is closed with a reset (linger 0), so that one
+/// connection per SMTP client leaves no TIME_WAIT socket on the front-end;
+/// all its replies have been read by then. MySQL's is closed normally (a
+/// reset is an "aborted connection" warning in MariaDB's log).
 pub fn connect(url: &EngineUrl, deadline: Instant) -> io::Result<Stream> {
     match &url.socket {
-        Some(path) => connect_unix(path, deadline).map(Stream::Unix),
-        None => connect_tcp(url, deadline).map(Stream::Tcp),
+        Some(path) => connect_unix(path, deadline),
+        None => connect_host(&url.host, url.port, deadline, url.scheme == Scheme::Redis),
     }
 }
 
@@ -96,23 +101,20 @@ fn connect_fd(fd: &OwnedFd, addr: &impl SocketAddrArg) -> io::Result<()> {
 }
 
 /// Connect to the Unix socket at `path` before `deadline` (a listener
-/// whose backlog is full, an engine that hangs, makes `connect` wait).
-fn connect_unix(path: &Path, deadline: Instant) -> io::Result<UnixStream> {
+/// whose backlog is full, a server that hangs, makes `connect` wait).
+pub fn connect_unix(path: &Path, deadline: Instant) -> io::Result<Stream> {
     let addr = SocketAddrUnix::new(path)?;
     let fd = socket(AddressFamily::UNIX, deadline)?;
     connect_fd(&fd, &addr)?;
-    Ok(UnixStream::from(fd))
+    Ok(Stream::Unix(UnixStream::from(fd)))
 }
 
 /// Connect to `host:port` before `deadline`: every address the name
 /// resolves to, in order, each with the time left. Nagle off (requests
-/// are whole writes, answers are awaited). A Redis connection is closed
-/// with a reset (linger 0), so that one connection per SMTP client leaves
-/// no TIME_WAIT socket on the front-end; all its replies have been read
-/// by then. MySQL's is closed normally (a reset is an "aborted
-/// connection" warning in MariaDB's log).
-fn connect_tcp(url: &EngineUrl, deadline: Instant) -> io::Result<TcpStream> {
-    let addrs: Vec<SocketAddr> = (url.host.as_str(), url.port).to_socket_addrs()?.collect();
+/// are whole writes, answers are awaited). With `reset`, closing the
+/// socket sends a reset instead of a FIN (linger 0: no TIME_WAIT here).
+pub fn connect_host(host: &str, port: u16, deadline: Instant, reset: bool) -> io::Result<Stream> {
+    let addrs: Vec<SocketAddr> = (host, port).to_socket_addrs()?.collect();
     let mut last = io::Error::new(ErrorKind::NotFound, "no address for the host");
     for addr in addrs {
         let family = match addr {
@@ -121,11 +123,11 @@ fn connect_tcp(url: &EngineUrl, deadline: Instant) -> io::Result<TcpStream> {
         };
         let fd = socket(family, deadline)?;
         sockopt::set_tcp_nodelay(&fd, true)?;
-        if url.scheme == Scheme::Redis {
+        if reset {
             sockopt::set_socket_linger(&fd, Some(Duration::ZERO))?;
         }
         match connect_fd(&fd, &addr) {
-            Ok(()) => return Ok(TcpStream::from(fd)),
+            Ok(()) => return Ok(Stream::Tcp(TcpStream::from(fd))),
             Err(e) => last = e,
         }
     }

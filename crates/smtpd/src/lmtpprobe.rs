@@ -6,12 +6,12 @@
 //! is bounded by one deadline, so a hung server costs the client's RCPT at
 //! most [`PROBE_TIMEOUT`].
 
-use std::io::{self, Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
-use std::os::unix::net::UnixStream;
+use std::io;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use rgqueue::route::Hop;
+use rgstate::net::{self, Stream};
 
 /// The most one probe may take, connect included.
 pub const PROBE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -40,18 +40,17 @@ pub fn probe(hop: &Hop, address: &str, me: &str, timeout: Duration) -> Answer {
     let Some(rcpt) = rcpt_path(address) else {
         return Answer::Unreachable("address_not_probeable".into());
     };
-    let result = match hop {
-        Hop::Unix { path } => match UnixStream::connect(path) {
-            Ok(s) => converse(Conn(Box::new(UnixLike(s))), &rcpt, me, deadline),
-            Err(e) => Err(why("connect", &e)),
-        },
-        Hop::Host { host, port } => match connect_tcp(host, port.unwrap_or(LMTP_PORT), deadline) {
-            Ok(s) => converse(Conn(Box::new(TcpLike(s))), &rcpt, me, deadline),
-            Err(e) => Err(e),
-        },
-        Hop::Mx { .. } => Err("no_lmtp_hop".into()),
+    let stream = match hop {
+        Hop::Unix { path } => net::connect_unix(Path::new(path), deadline),
+        Hop::Host { host, port } => {
+            net::connect_host(host, port.unwrap_or(LMTP_PORT), deadline, false)
+        }
+        Hop::Mx { .. } => return Answer::Unreachable("no_lmtp_hop".into()),
     };
-    result.unwrap_or_else(Answer::Unreachable)
+    stream
+        .map_err(|e| why("connect", &e))
+        .and_then(|s| converse(Conn(s), &rcpt, me, deadline))
+        .unwrap_or_else(Answer::Unreachable)
 }
 
 /// `RCPT TO:` argument: the address with a local part that is not a
@@ -89,77 +88,8 @@ fn why(what: &str, e: &io::Error) -> String {
     format!("{what}_{}", reason.replace(' ', "_"))
 }
 
-fn left(deadline: Instant) -> Result<Duration, String> {
-    let d = deadline.saturating_duration_since(Instant::now());
-    if d.is_zero() {
-        return Err("timeout".into());
-    }
-    Ok(d)
-}
-
-fn connect_tcp(host: &str, port: u16, deadline: Instant) -> Result<TcpStream, String> {
-    let addrs = (host, port)
-        .to_socket_addrs()
-        .map_err(|e| why("resolve", &e))?;
-    let mut last = "resolve_no_address".to_string();
-    for a in addrs {
-        match TcpStream::connect_timeout(&a, left(deadline)?) {
-            Ok(s) => return Ok(s),
-            Err(e) => last = why("connect", &e),
-        }
-    }
-    Err(last)
-}
-
-/// A stream whose reads can be bounded.
-trait Stream: Read + Write {
-    fn set_timeout(&self, t: Duration) -> io::Result<()>;
-}
-
-struct UnixLike(UnixStream);
-struct TcpLike(TcpStream);
-
-impl Read for UnixLike {
-    fn read(&mut self, b: &mut [u8]) -> io::Result<usize> {
-        self.0.read(b)
-    }
-}
-impl Write for UnixLike {
-    fn write(&mut self, b: &[u8]) -> io::Result<usize> {
-        self.0.write(b)
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-impl Stream for UnixLike {
-    fn set_timeout(&self, t: Duration) -> io::Result<()> {
-        self.0.set_read_timeout(Some(t))?;
-        self.0.set_write_timeout(Some(t))
-    }
-}
-impl Read for TcpLike {
-    fn read(&mut self, b: &mut [u8]) -> io::Result<usize> {
-        self.0.read(b)
-    }
-}
-impl Write for TcpLike {
-    fn write(&mut self, b: &[u8]) -> io::Result<usize> {
-        self.0.write(b)
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-impl Stream for TcpLike {
-    fn set_timeout(&self, t: Duration) -> io::Result<()> {
-        self.0.set_read_timeout(Some(t))?;
-        self.0.set_write_timeout(Some(t))
-    }
-}
-
 /// The connection and what has been read but not yet used.
-struct Conn(Box<dyn Stream>);
+struct Conn(Stream);
 
 /// One reply: its code and its last line.
 struct Reply {
@@ -169,11 +99,7 @@ struct Reply {
 
 impl Conn {
     fn send(&mut self, line: &str, deadline: Instant) -> Result<(), String> {
-        self.0
-            .set_timeout(left(deadline)?)
-            .map_err(|e| why("write", &e))?;
-        self.0
-            .write_all(format!("{line}\r\n").as_bytes())
+        net::write_all(&mut self.0, format!("{line}\r\n").as_bytes(), deadline)
             .map_err(|e| why("write", &e))
     }
 
@@ -198,17 +124,13 @@ impl Conn {
         let mut line = Vec::new();
         let mut b = [0u8; 1];
         while line.len() < MAX_LINE {
-            self.0
-                .set_timeout(left(deadline)?)
-                .map_err(|e| why("read", &e))?;
-            match self.0.read(&mut b) {
+            match net::read_some(&mut self.0, &mut b, deadline) {
                 Ok(0) => return Err("read_eof".into()),
                 Ok(_) if b[0] == b'\n' => {
                     let text = String::from_utf8_lossy(&line);
                     return Ok(text.trim_end_matches('\r').to_string());
                 }
                 Ok(_) => line.push(b[0]),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(why("read", &e)),
             }
         }
@@ -246,6 +168,7 @@ fn converse(mut c: Conn, rcpt: &str, me: &str, deadline: Instant) -> Result<Answ
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Write;
 
     #[test]
     fn rcpt_paths() {
