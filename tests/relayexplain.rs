@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use relaygate::{bin, need, run_with_input, TempDir};
+use relaygate::{b64, bin, need, run_with_input, TempDir};
 use smtpd_support::{Client, Mx, Setup};
 
 /// One case: the client, the envelope, and what must happen.
@@ -274,23 +274,6 @@ fn verdicts(text: &str) -> Vec<(String, bool, String, String)> {
             )
         })
         .collect()
-}
-
-fn b64(s: &[u8]) -> String {
-    const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for c in s.chunks(3) {
-        let n = (u32::from(c[0]) << 16)
-            | (u32::from(*c.get(1).unwrap_or(&0)) << 8)
-            | u32::from(*c.get(2).unwrap_or(&0));
-        for k in 0..4 {
-            out.push(match k <= c.len() {
-                true => A[((n >> (18 - 6 * k)) & 63) as usize] as char,
-                false => '=',
-            });
-        }
-    }
-    out
 }
 
 /// A real session with the case's facts: the greeting and the replies

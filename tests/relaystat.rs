@@ -16,7 +16,9 @@ use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use relaygate::{bin, connect_from, free_port, need, run_with_input, wait_port, Server, TempDir};
+use relaygate::{
+    b64, bin, connect_from, free_port, need, run_with_input, wait_port, Server, TempDir,
+};
 use smtpd_support::{Client, Mx, Setup};
 
 /// What the chain logged: smtpd's front end (tcpserver, relaycheck,
@@ -26,24 +28,6 @@ struct Logs {
     deliver: String,
     hop: String,
     dead: String,
-}
-
-fn b64(s: &[u8]) -> String {
-    const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for c in s.chunks(3) {
-        let n = (u32::from(c[0]) << 16)
-            | (u32::from(*c.get(1).unwrap_or(&0)) << 8)
-            | u32::from(*c.get(2).unwrap_or(&0));
-        for k in 0..4 {
-            out.push(if k <= c.len() {
-                A[((n >> (18 - 6 * k)) & 63) as usize] as char
-            } else {
-                '='
-            });
-        }
-    }
-    out
 }
 
 fn now() -> u64 {

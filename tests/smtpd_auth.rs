@@ -9,26 +9,8 @@ mod support;
 use std::process::Command;
 use std::time::Duration;
 
-use relaygate::{bin, need, run_with_input};
+use relaygate::{b64, bin, need, run_with_input};
 use support::*;
-
-fn b64(s: &[u8]) -> String {
-    const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for c in s.chunks(3) {
-        let n = (u32::from(c[0]) << 16)
-            | (u32::from(*c.get(1).unwrap_or(&0)) << 8)
-            | u32::from(*c.get(2).unwrap_or(&0));
-        for k in 0..4 {
-            if k <= c.len() {
-                out.push(A[((n >> (18 - 6 * k)) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
 
 fn unb64(s: &str) -> Vec<u8> {
     let out = Command::new("python3")

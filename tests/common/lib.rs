@@ -251,3 +251,9 @@ pub fn connect_from(src: &str, addr: &str) -> TcpStream {
     s.set_read_timeout(Some(Duration::from_secs(30))).ok();
     s
 }
+
+/// Standard base64 with padding, as SMTP AUTH PLAIN and LOGIN want it.
+pub fn b64(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
