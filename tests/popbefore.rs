@@ -625,15 +625,7 @@ fn pop_and_imap_logins_through_dovecot_open_smtp_relaying_for_that_address_only(
         bin(prog); // panics with a hint when not built
     }
     let t = Tables::new("pb-dovecot");
-    let control = t.tmp.join("control");
-    fs::create_dir(&control).unwrap();
-    let add = relaygate::run(
-        &bin("userdb"),
-        ["add", "joe@example.org"],
-        &[("CONTROLDIR", control.to_str().unwrap())],
-        b"pop-secret\n",
-    );
-    assert!(add.status.success(), "userdb add: {}", stderr(&add));
+    dovecot::control_with_user(t.tmp.path(), "joe@example.org", "pop-secret");
 
     let Some(dovecot) = start_dovecot(&t) else {
         return;
@@ -872,15 +864,7 @@ fn shipped_dovecot_example_on_stock_debian_gives_mail_access_and_relaying() {
         bin(prog); // panics with a hint when not built
     }
     let t = Tables::new("pb-example");
-    let control = t.tmp.join("control");
-    fs::create_dir(&control).unwrap();
-    let add = relaygate::run(
-        &bin("userdb"),
-        ["add", "joe@example.org"],
-        &[("CONTROLDIR", control.to_str().unwrap())],
-        b"pop-secret\n",
-    );
-    assert!(add.status.success(), "userdb add: {}", stderr(&add));
+    let control = dovecot::control_with_user(t.tmp.path(), "joe@example.org", "pop-secret");
     fs::write(control.join("me"), "mx.example.org\n").unwrap();
     fs::write(control.join("rcpthosts"), "example.org\n").unwrap();
 

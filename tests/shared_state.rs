@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use relaygate::{bin, bin_dir, TempDir};
+use relaygate::{bin_dir, TempDir};
 
 #[path = "dovecot/mod.rs"]
 mod dovecot;
@@ -53,17 +53,9 @@ fn a_pop_login_on_one_front_end_grants_relaying_on_the_other_with_a_ttl() {
     let url = redis.url(0);
     // the POP/IMAP host: Dovecot with checkpassword + relayallow, its
     // own (unused) RELAYDIR, RELAYSTATE set in the wrapper
-    let control = tmp.join("control");
-    std::fs::create_dir(&control).unwrap();
+    let control = dovecot::control_with_user(tmp.path(), "joe@example.org", "pop-secret");
     let popdir = tmp.join("pop-relay");
     std::fs::create_dir(&popdir).unwrap();
-    let add = relaygate::run(
-        &bin("userdb"),
-        ["add", "joe@example.org"],
-        &[("CONTROLDIR", control.to_str().unwrap())],
-        b"pop-secret\n",
-    );
-    assert!(add.status.success(), "userdb add: {}", stderr(&add));
     let Some(d) = dovecot::Dovecot::start(&tmp, &control, &popdir, &["relayallow"]) else {
         return;
     };

@@ -275,6 +275,25 @@ impl Dovecot {
     }
 }
 
+/// `parent/control` with one account in `users.cdb` (our `userdb add`):
+/// the control directory Dovecot's checkpassword reads.
+pub fn control_with_user(parent: &Path, user: &str, password: &str) -> PathBuf {
+    let control = parent.join("control");
+    fs::create_dir(&control).unwrap();
+    let add = relaygate::run(
+        &relaygate::bin("userdb"),
+        ["add", user],
+        &[("CONTROLDIR", control.to_str().unwrap())],
+        format!("{password}\n").as_bytes(),
+    );
+    assert!(
+        add.status.success(),
+        "userdb add: {}",
+        String::from_utf8_lossy(&add.stderr)
+    );
+    control
+}
+
 /// The group the example gives Dovecot's auth process (extra_groups).
 pub const EXAMPLE_GROUP: &str = "relaygate";
 /// The mailbox owner the example's userdb names.
